@@ -1,0 +1,825 @@
+//! Configuration: defaults in code, then one TOML file, then environment
+//! variables `PORTCALL__SECTION__KEY`.
+//!
+//! Loading happens in two steps. [`RawSettings`] is what serde reads, with
+//! secrets still as references; [`Settings::from_raw`] then checks every
+//! field and resolves every secret, collecting *all* problems so that
+//! `portcall check-config` can list them at once. A secret is always a
+//! reference (`env:NAME` or `file:/path`); a literal is refused, and the
+//! refusal never repeats the value.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::RepoSlug;
+use crate::ingest::{HookSecret, RegistryApi, Source, SourceKind};
+
+/// Prefix of environment variables that override file settings.
+pub const ENV_PREFIX: &str = "PORTCALL__";
+
+/// The validated, resolved configuration of one portcall process.
+#[derive(Debug)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub admin: AdminSettings,
+    pub worker: WorkerSettings,
+    pub sources: Vec<Source>,
+    pub github: Option<GithubSettings>,
+    pub gitlab: Option<GitlabSettings>,
+    pub components: Vec<ComponentSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Address to bind; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Base URL for links in statuses and comments.
+    pub public_url: Option<String>,
+    /// Largest webhook body accepted; larger ones get 413 while still reading.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its headers and body.
+    pub client_timeout: Duration,
+    /// Most concurrent connections per worker thread.
+    pub max_connections: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a query waits for a connection or a lock before failing,
+    /// after which webhooks answer 503 and senders retry.
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct AdminSettings {
+    /// Bearer token for the `/api/v1` admin calls; `None` disables them.
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Whether this process processes the inbox (an ingest-only replica
+    /// turns it off).
+    pub enabled: bool,
+    /// Deliveries claimed per round.
+    pub batch_size: u32,
+    /// How long a claim lasts; a crashed worker's deliveries are picked up
+    /// again after this.
+    pub lease: Duration,
+    /// How often to look for work when not woken by a new delivery.
+    pub poll_interval: Duration,
+    /// Attempts before a delivery that keeps failing is marked failed.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug)]
+pub struct GithubSettings {
+    pub app_id: u64,
+    pub private_key: SecretString,
+    pub api_url: String,
+}
+
+#[derive(Debug)]
+pub struct GitlabSettings {
+    pub url: String,
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentSettings {
+    pub name: String,
+    /// Image prefix, `registry/path`; the longest matching prefix wins.
+    pub image: String,
+    pub repository: RepoSlug,
+    /// Globs; a pushed tag matching one creates a release.
+    pub release_tags: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The raw layer, as serde reads it.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSettings {
+    server: RawServer,
+    database: RawDatabase,
+    admin: RawAdmin,
+    worker: RawWorker,
+    sources: Vec<RawSource>,
+    github: Option<RawGithub>,
+    gitlab: Option<RawGitlab>,
+    components: Vec<RawComponent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawServer {
+    listen: String,
+    public_url: Option<String>,
+    max_body_bytes: u64,
+    client_timeout_secs: u64,
+    max_connections: u64,
+    shutdown_timeout_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            max_body_bytes: 25 * 1024 * 1024,
+            client_timeout_secs: 10,
+            max_connections: 25_000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawDatabase {
+    url: String,
+    max_connections: u32,
+    acquire_timeout_secs: f64,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://portcall.db".into(),
+            max_connections: 10,
+            acquire_timeout_secs: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawAdmin {
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawWorker {
+    enabled: bool,
+    batch_size: u32,
+    lease_secs: u64,
+    poll_interval_ms: u64,
+    max_attempts: u32,
+}
+
+impl Default for RawWorker {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 16,
+            lease_secs: 60,
+            poll_interval_ms: 1000,
+            max_attempts: 10,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawSource {
+    name: String,
+    kind: String,
+    secrets: Vec<String>,
+    registry: Option<String>,
+    api_url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawGithub {
+    app_id: u64,
+    private_key: String,
+    api_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawGitlab {
+    url: Option<String>,
+    token: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawComponent {
+    name: String,
+    image: String,
+    repository: String,
+    release_tags: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Problems.
+
+/// One thing wrong with the configuration, and the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problems):", self.problems.len())?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Secrets.
+
+/// Where secret references are looked up; tests substitute their own.
+pub trait SecretEnv {
+    fn var(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// The process environment and file system.
+pub struct ProcessEnv;
+
+impl SecretEnv for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Resolves an `env:NAME` or `file:/path` reference. Error messages name the
+/// variable or file, never the value.
+fn resolve_secret(reference: &str, env: &dyn SecretEnv) -> Result<SecretString, String> {
+    let value = if let Some(name) = reference.strip_prefix("env:") {
+        if name.is_empty() {
+            return Err("env: needs a variable name, e.g. env:GH_HOOK_SECRET".into());
+        }
+        env.var(name)
+            .ok_or_else(|| format!("environment variable {name} is not set"))?
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        env.read_file(Path::new(path))
+            .map_err(|e| format!("file {path} cannot be read: {e}"))?
+            .trim()
+            .to_owned()
+    } else {
+        return Err(
+            "a secret must be a reference, env:NAME or file:/path; literal values are not accepted"
+                .into(),
+        );
+    };
+    if value.is_empty() {
+        return Err(format!("{reference} is empty"));
+    }
+    Ok(SecretString::from(value))
+}
+
+impl Problems {
+    fn secret(&mut self, key: String, reference: &str, env: &dyn SecretEnv) -> Option<SecretString> {
+        resolve_secret(reference, env)
+            .map_err(|message| self.add(key, message))
+            .ok()
+    }
+
+    fn http_url(&mut self, key: String, url: &str) -> Option<String> {
+        let trimmed = url.trim_end_matches('/');
+        let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+            && trimmed.len() > "https://".len()
+            && !trimmed.contains(char::is_whitespace);
+        if ok {
+            Some(trimmed.to_owned())
+        } else {
+            self.add(key, "expected an http:// or https:// URL");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading.
+
+impl Settings {
+    /// Reads `path` (if any) and the `PORTCALL__` environment, and validates
+    /// the result against the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with(path, Env::prefixed(ENV_PREFIX).split("__"), &ProcessEnv)
+    }
+
+    /// [`Settings::load`] with the override layer and secret lookup given.
+    pub fn load_with(
+        path: Option<&Path>,
+        overrides: Env,
+        env: &dyn SecretEnv,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError {
+                    problems: vec![Problem {
+                        key: "--config".into(),
+                        message: format!("{} is not a readable file", path.display()),
+                    }],
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment.merge(overrides);
+        let raw = Self::extract(&figment)?;
+        Self::from_raw(raw, env)
+    }
+
+    fn extract(figment: &Figment) -> Result<RawSettings, ConfigError> {
+        let mut problems = Problems(Vec::new());
+        // Unknown keys are reported, not ignored: a typo must not silently
+        // fall back to a default.
+        let value: serde_json::Value = figment.extract().map_err(|e| figment_problems(e))?;
+        let raw = serde_ignored::deserialize(value, |path| {
+            problems.add(path.to_string(), "unknown key");
+        });
+        match raw {
+            Ok(raw) if problems.0.is_empty() => Ok(raw),
+            Ok(_) => Err(ConfigError {
+                problems: problems.0,
+            }),
+            Err(_) => {
+                // Let figment say which key has the wrong type, and where from.
+                let typed = figment.extract::<RawSettings>().err();
+                problems.0.extend(typed.map(figment_problems).into_iter().flat_map(|e| e.problems));
+                Err(ConfigError {
+                    problems: problems.0,
+                })
+            }
+        }
+    }
+
+    /// Validates every field and resolves every secret reference.
+    pub fn from_raw(raw: RawSettings, env: &dyn SecretEnv) -> Result<Settings, ConfigError> {
+        let mut p = Problems(Vec::new());
+
+        let listen = raw.server.listen.parse().unwrap_or_else(|_| {
+            p.add("server.listen", "expected IP:port, e.g. 127.0.0.1:8080");
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        let public_url = raw
+            .server
+            .public_url
+            .as_deref()
+            .and_then(|url| p.http_url("server.public_url".into(), url));
+        if raw.server.max_body_bytes == 0 {
+            p.add("server.max_body_bytes", "must be greater than 0");
+        }
+        if raw.server.client_timeout_secs == 0 {
+            p.add("server.client_timeout_secs", "must be greater than 0");
+        }
+        if raw.server.max_connections == 0 {
+            p.add("server.max_connections", "must be greater than 0");
+        }
+        let server = ServerSettings {
+            listen,
+            public_url,
+            max_body_bytes: usize::try_from(raw.server.max_body_bytes).unwrap_or(usize::MAX),
+            client_timeout: Duration::from_secs(raw.server.client_timeout_secs),
+            max_connections: usize::try_from(raw.server.max_connections).unwrap_or(usize::MAX),
+            shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
+        };
+
+        let url = raw.database.url.trim().to_owned();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            p.add(
+                "database.url",
+                "expected sqlite://FILE or postgres://USER@HOST/DB",
+            );
+        }
+        if raw.database.max_connections == 0 {
+            p.add("database.max_connections", "must be greater than 0");
+        }
+        if !(raw.database.acquire_timeout_secs > 0.0 && raw.database.acquire_timeout_secs < 3600.0) {
+            p.add("database.acquire_timeout_secs", "must be between 0 and 3600 seconds");
+        }
+        let database = DatabaseSettings {
+            url,
+            max_connections: raw.database.max_connections,
+            acquire_timeout: Duration::from_secs_f64(raw.database.acquire_timeout_secs.clamp(0.001, 3600.0)),
+        };
+
+        let admin = AdminSettings {
+            token: raw
+                .admin
+                .token
+                .as_deref()
+                .and_then(|r| p.secret("admin.token".into(), r, env)),
+        };
+
+        let w = &raw.worker;
+        if !(1..=256).contains(&w.batch_size) {
+            p.add("worker.batch_size", "must be between 1 and 256");
+        }
+        if w.lease_secs < 5 {
+            p.add("worker.lease_secs", "must be at least 5 seconds");
+        }
+        if w.poll_interval_ms == 0 {
+            p.add("worker.poll_interval_ms", "must be greater than 0");
+        }
+        if w.max_attempts == 0 {
+            p.add("worker.max_attempts", "must be at least 1");
+        }
+        let worker = WorkerSettings {
+            enabled: w.enabled,
+            batch_size: w.batch_size,
+            lease: Duration::from_secs(w.lease_secs),
+            poll_interval: Duration::from_millis(w.poll_interval_ms),
+            max_attempts: w.max_attempts,
+        };
+
+        let sources = sources(raw.sources, env, &mut p);
+
+        let github = raw.github.map(|g| {
+            if g.app_id == 0 {
+                p.add("github.app_id", "must be the GitHub App's numeric id");
+            }
+            let private_key = p.secret("github.private_key".into(), &g.private_key, env);
+            let api_url = p.http_url(
+                "github.api_url".into(),
+                g.api_url.as_deref().unwrap_or("https://api.github.com"),
+            );
+            GithubSettings {
+                app_id: g.app_id,
+                private_key: private_key.unwrap_or_default(),
+                api_url: api_url.unwrap_or_default(),
+            }
+        });
+        let gitlab = raw.gitlab.map(|g| {
+            let url = p.http_url(
+                "gitlab.url".into(),
+                g.url.as_deref().unwrap_or("https://gitlab.com"),
+            );
+            let token = p.secret("gitlab.token".into(), &g.token, env);
+            GitlabSettings {
+                url: url.unwrap_or_default(),
+                token: token.unwrap_or_default(),
+            }
+        });
+
+        let components = components(raw.components, &mut p);
+
+        if p.0.is_empty() {
+            Ok(Settings {
+                server,
+                database,
+                admin,
+                worker,
+                sources,
+                github,
+                gitlab,
+                components,
+            })
+        } else {
+            Err(ConfigError { problems: p.0 })
+        }
+    }
+
+    /// The configured source called `name`.
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Source names become URL path segments: keep them plain.
+fn valid_source_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.len() <= 63
+}
+
+fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<Source> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("sources[{i}].{field}");
+        if !valid_source_name(&s.name) {
+            p.add(key("name"), "expected 1 to 63 of [a-z0-9_-], starting with a letter or digit");
+        } else if !seen.insert(s.name.clone()) {
+            p.add(key("name"), format!("duplicate source name {:?}", s.name));
+        }
+        let kind = s.kind.parse::<SourceKind>().ok();
+        if kind.is_none() {
+            let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+            p.add(
+                key("kind"),
+                format!("unknown source kind {:?}; expected one of {}", s.kind, known.join(", ")),
+            );
+        }
+        if s.secrets.is_empty() {
+            p.add(
+                key("secrets"),
+                "at least one secret is required: verification never falls back to accepting unsigned requests",
+            );
+        }
+        let secrets: Vec<HookSecret> = s
+            .secrets
+            .iter()
+            .enumerate()
+            .filter_map(|(j, r)| {
+                let secret = HookSecret::new(p.secret(key(&format!("secrets[{j}]")), r, env)?);
+                if kind == Some(SourceKind::Standard) && !secret.is_standard_webhooks_secret() {
+                    p.add(
+                        key(&format!("secrets[{j}]")),
+                        "a Standard Webhooks secret is whsec_ followed by base64",
+                    );
+                }
+                Some(secret)
+            })
+            .collect();
+        let registry = s.registry.as_deref().map(str::to_ascii_lowercase);
+        if let Some(host) = &registry {
+            if crate::domain::ImageName::new(host, "x").is_err() || host.contains('/') {
+                p.add(key("registry"), "expected a registry host name, e.g. registry.example.com");
+            }
+        }
+        let username = s.username.as_deref().and_then(|r| p.secret(key("username"), r, env));
+        let password = s.password.as_deref().and_then(|r| p.secret(key("password"), r, env));
+        if s.username.is_some() != s.password.is_some() {
+            p.add(key("username"), "username and password go together");
+        }
+        let registry_api = s.api_url.as_deref().and_then(|url| {
+            Some(RegistryApi {
+                url: p.http_url(key("api_url"), url)?,
+                username,
+                password,
+            })
+        });
+        if let Some(kind) = kind {
+            out.push(Source {
+                name: s.name,
+                kind,
+                secrets,
+                registry,
+                registry_api,
+            });
+        }
+    }
+    out
+}
+
+fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Vec<ComponentSettings> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, c) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("components[{i}].{field}");
+        if c.name.is_empty() || c.name.contains(char::is_whitespace) {
+            p.add(key("name"), "expected a non-empty name without spaces");
+        } else if !seen.insert(c.name.clone()) {
+            p.add(key("name"), format!("duplicate component name {:?}", c.name));
+        }
+        let image = c.image.trim_end_matches('/').to_ascii_lowercase();
+        if !image.contains('/') {
+            p.add(key("image"), "expected registry/path, e.g. registry.example.com/org/app");
+        }
+        let repository = RepoSlug::parse(&c.repository)
+            .map_err(|e| p.add(key("repository"), e.to_string()))
+            .ok();
+        if let Some(repository) = repository {
+            out.push(ComponentSettings {
+                name: c.name,
+                image,
+                repository,
+                release_tags: c.release_tags,
+            });
+        }
+    }
+    out
+}
+
+fn figment_problems(error: figment::Error) -> ConfigError {
+    ConfigError {
+        problems: error
+            .into_iter()
+            .map(|e| Problem {
+                key: if e.path.is_empty() {
+                    "(file)".into()
+                } else {
+                    e.path.join(".")
+                },
+                message: e.kind.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// Where the configuration file path comes from, for messages.
+pub fn describe_path(path: Option<&PathBuf>) -> String {
+    path.map_or_else(|| "built-in defaults".into(), |p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+
+    impl SecretEnv for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+
+        fn read_file(&self, path: &Path) -> std::io::Result<String> {
+            std::fs::read_to_string(path)
+        }
+    }
+
+    fn env() -> FakeEnv {
+        FakeEnv(HashMap::from([("GH_SECRET", "gh-secret-value"), ("EMPTY", "")]))
+    }
+
+    fn load(toml: &str) -> Result<Settings, ConfigError> {
+        let figment = Figment::new().merge(Toml::string(toml));
+        let raw = Settings::extract(&figment)?;
+        Settings::from_raw(raw, &env())
+    }
+
+    fn keys(err: ConfigError) -> Vec<String> {
+        err.problems.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let s = load("").unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database.url, "sqlite://portcall.db");
+        assert_eq!(s.server.max_body_bytes, 26_214_400);
+        assert!(s.sources.is_empty());
+    }
+
+    #[test]
+    fn secrets_resolve_from_env_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let s = load(&format!(
+            r#"
+            [[sources]]
+            name = "github"
+            kind = "github"
+            secrets = ["env:GH_SECRET", "file:{}"]
+            "#,
+            file.display()
+        ))
+        .unwrap();
+        assert_eq!(s.sources[0].secrets.len(), 2);
+        assert!(!format!("{s:?}").contains("gh-secret-value"));
+        assert!(!format!("{s:?}").contains("from-file"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let err = load(
+            r#"
+            [server]
+            listen = "localhost"
+            [database]
+            url = "mysql://x"
+            [admin]
+            token = "literal-admin-token"
+            [[sources]]
+            name = "a"
+            kind = "github"
+            secrets = ["literal-secret", "env:MISSING", "file:/nonexistent/x", "env:EMPTY"]
+            [[sources]]
+            name = "a"
+            kind = "bitbucket"
+            secrets = ["env:GH_SECRET"]
+            [[sources]]
+            name = "../etc"
+            kind = "gitlab"
+            [[sources]]
+            name = "std"
+            kind = "standard"
+            secrets = ["env:GH_SECRET"]
+            "#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("literal-secret") && !text.contains("literal-admin-token"));
+        assert_eq!(
+            keys(err),
+            [
+                "server.listen",
+                "database.url",
+                "admin.token",
+                "sources[0].secrets[0]",
+                "sources[0].secrets[1]",
+                "sources[0].secrets[2]",
+                "sources[0].secrets[3]",
+                "sources[1].name",
+                "sources[1].kind",
+                "sources[2].name",
+                "sources[2].secrets",
+                "sources[3].secrets[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_problems_not_silently_ignored() {
+        let err = load("[server]\nlisten_addr = \"0.0.0.0:1\"\n[databse]\nurl = \"x\"\n").unwrap_err();
+        assert_eq!(keys(err), ["databse", "server.listen_addr"]);
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = load("[server]\nmax_body_bytes = \"big\"\n").unwrap_err();
+        assert_eq!(keys(err), ["server.max_body_bytes"]);
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("portcall.toml", "[server]\nlisten = \"127.0.0.1:1\"\n")?;
+            jail.set_env("PORTCALL__SERVER__LISTEN", "127.0.0.1:2");
+            jail.set_env("PORTCALL__DATABASE__URL", "postgres://localhost/x");
+            jail.set_env("PORTCALL__ADMIN__TOKEN", "env:GH_SECRET");
+            let s = Settings::load_with(
+                Some(Path::new("portcall.toml")),
+                Env::prefixed(ENV_PREFIX).split("__"),
+                &env(),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(s.server.listen.to_string(), "127.0.0.1:2");
+            assert_eq!(s.database.url, "postgres://localhost/x");
+            assert_eq!(s.admin.token.unwrap().expose_secret(), "gh-secret-value");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn components_need_a_provider_repository() {
+        let err = load(
+            r#"
+            [[components]]
+            name = "hello"
+            image = "registry.example.com/octo/hello"
+            repository = "octo/hello"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(keys(err), ["components[0].repository"]);
+    }
+}

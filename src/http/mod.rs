@@ -1,0 +1,45 @@
+//! The HTTP interface (actix-web). Handlers only translate: they extract,
+//! call one function per step and map errors; no SQL and no rules here.
+
+mod error;
+pub mod probes;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::web;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::ingest::Source;
+use crate::store::inbox::InboxWriter;
+use crate::store::Db;
+use crate::telemetry::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub sources: HashMap<String, Arc<SourceEntry>>,
+    pub inbox: InboxWriter,
+    pub db: Db,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub max_body_bytes: usize,
+    pub read_timeout: std::time::Duration,
+    /// Wakes this process's inbox worker when a delivery is committed.
+    pub wake_worker: Arc<Notify>,
+}
+
+/// A configured source, with its name shared for cheap hand-offs.
+#[derive(Debug)]
+pub struct SourceEntry {
+    pub name: Arc<str>,
+    pub source: Source,
+}
+
+/// The route table, top-down.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(webhooks::config).configure(probes::config);
+}

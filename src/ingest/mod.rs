@@ -1,0 +1,501 @@
+//! One module per source kind. Each has two halves that run at different
+//! times:
+//!
+//! - `verify` runs in the request path, on the raw body bytes, before
+//!   anything is parsed: it authenticates the sender, pulls out the delivery
+//!   id and event name, checks that the body is well-formed without building
+//!   anything, and yields the [`NewDelivery`] rows to commit.
+//! - `payload::parse` runs in the worker, on a stored delivery, and turns it
+//!   into a normalized [`Event`].
+
+pub mod distribution;
+pub mod github;
+pub mod gitlab;
+mod hmac;
+pub mod standard;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::{Event, InvalidId};
+
+/// The kinds of webhook senders portcall understands (`kind` in a
+/// `[[sources]]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    Github,
+    Gitlab,
+    Distribution,
+    Standard,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 4] = [
+        SourceKind::Github,
+        SourceKind::Gitlab,
+        SourceKind::Distribution,
+        SourceKind::Standard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Github => "github",
+            SourceKind::Gitlab => "gitlab",
+            SourceKind::Distribution => "distribution",
+            SourceKind::Standard => "standard",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SourceKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+/// A stored delivery as the worker reads it back, to be parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredPayload<'a> {
+    pub kind: SourceKind,
+    /// The event name recorded at ingest (`X-GitHub-Event`, `X-Gitlab-Event`,
+    /// the Distribution action, the Standard Webhooks `type`).
+    pub event: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    /// The source's configured canonical registry host, for image names.
+    pub registry: Option<&'a str>,
+}
+
+/// Why a stored delivery could not be turned into an [`Event`]. Parsing is
+/// deterministic, so these are permanent: retrying the same bytes cannot help.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not the expected {what} JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("form-encoded body has no payload= field")]
+    MissingFormPayload,
+    #[error("field {field}: {source}")]
+    Field {
+        field: &'static str,
+        #[source]
+        source: InvalidId,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses a stored delivery into a normalized event.
+pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
+    match payload.kind {
+        SourceKind::Github => github::payload::parse(
+            payload.event,
+            &github::json_body(payload.content_type, payload.body)?,
+        ),
+        SourceKind::Gitlab => gitlab::payload::parse(payload.event, payload.body),
+        SourceKind::Distribution => {
+            distribution::payload::parse(payload.body, payload.registry)
+        }
+        SourceKind::Standard => standard::payload::parse(payload.event, payload.body),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The request-path half: what every verifier consumes and produces.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+use crate::domain::DeliveryId;
+
+/// One configured webhook secret. Held only in `secrecy` wrappers: it cannot
+/// be printed, and it is exposed only inside the comparisons in `hmac`.
+pub struct HookSecret {
+    value: SecretString,
+    /// The HMAC key for Standard Webhooks signatures: the base64-decoded part
+    /// of a `whsec_` secret, else the secret's own bytes.
+    signing_key: SecretSlice<u8>,
+}
+
+impl HookSecret {
+    pub fn new(value: SecretString) -> Self {
+        let raw = value.expose_secret();
+        let key = standard_key(raw).unwrap_or_else(|| raw.as_bytes().to_vec());
+        Self {
+            value,
+            signing_key: key.into(),
+        }
+    }
+
+    /// Whether this is a well-formed Standard Webhooks secret
+    /// (`whsec_` followed by base64).
+    pub fn is_standard_webhooks_secret(&self) -> bool {
+        standard_key(self.value.expose_secret()).is_some()
+    }
+}
+
+impl fmt::Debug for HookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HookSecret([REDACTED])")
+    }
+}
+
+fn standard_key(secret: &str) -> Option<Vec<u8>> {
+    let encoded = secret.strip_prefix("whsec_")?;
+    base64::engine::general_purpose::STANDARD.decode(encoded).ok()
+}
+
+/// A configured webhook endpoint, `POST /webhooks/{name}`.
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Any one of these may match, so secrets can be rotated without downtime.
+    pub secrets: Vec<HookSecret>,
+    /// Canonical registry host for image names (registry kinds).
+    pub registry: Option<String>,
+    /// Where and how to read manifests and image configs (registry kinds).
+    pub registry_api: Option<RegistryApi>,
+}
+
+/// Read access to a registry's v2 API.
+#[derive(Debug)]
+pub struct RegistryApi {
+    pub url: String,
+    pub username: Option<SecretString>,
+    pub password: Option<SecretString>,
+}
+
+/// Read access to request headers, so verifiers do not depend on the HTTP
+/// framework. Names are given in lower case.
+pub trait Headers {
+    /// Every value of the header, in the order received.
+    fn values(&self, name: &str) -> Vec<&[u8]>;
+}
+
+/// One delivery to commit to the inbox.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub delivery_id: DeliveryId,
+    pub event: String,
+    /// The few headers worth keeping, as received; never credentials.
+    pub headers: Vec<(&'static str, String)>,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Why a request was refused. Messages name the header or field and what was
+/// expected; they never contain the credential received.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("missing {0} header")]
+    MissingCredential(&'static str),
+    #[error("{header} is malformed: expected {expected}")]
+    MalformedCredential {
+        header: &'static str,
+        expected: &'static str,
+    },
+    #[error("{0} does not match any configured secret")]
+    SignatureMismatch(&'static str),
+    #[error("only the SHA-1 X-Hub-Signature header was sent; X-Hub-Signature-256 is required")]
+    LegacySignatureOnly,
+    #[error("webhook-timestamp is more than 5 minutes away from the current time")]
+    TimestampOutOfTolerance,
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("{0} header appears more than once")]
+    DuplicateHeader(&'static str),
+    #[error("{header} header is invalid: expected {expected}")]
+    InvalidHeader {
+        header: &'static str,
+        expected: &'static str,
+    },
+    #[error("unsupported Content-Type: expected {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("body is not a valid {what}: {detail}")]
+    InvalidBody { what: &'static str, detail: String },
+}
+
+impl Rejection {
+    /// Whether the sender failed to authenticate (401) rather than sent a
+    /// malformed request (4xx).
+    pub fn is_authentication_failure(&self) -> bool {
+        matches!(
+            self,
+            Rejection::MissingCredential(_)
+                | Rejection::MalformedCredential { .. }
+                | Rejection::SignatureMismatch(_)
+                | Rejection::LegacySignatureOnly
+                | Rejection::TimestampOutOfTolerance
+        )
+    }
+
+    /// A stable label for the `reason` of verification-failure metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::MissingCredential(_) => "missing_credential",
+            Rejection::MalformedCredential { .. } => "malformed_credential",
+            Rejection::SignatureMismatch(_) => "signature_mismatch",
+            Rejection::LegacySignatureOnly => "legacy_signature_only",
+            Rejection::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Rejection::MissingHeader(_) => "missing_header",
+            Rejection::DuplicateHeader(_) => "duplicate_header",
+            Rejection::InvalidHeader { .. } => "invalid_header",
+            Rejection::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Rejection::InvalidBody { .. } => "invalid_body",
+        }
+    }
+}
+
+/// Authenticates a request for `source` over its raw `body` and returns the
+/// deliveries it holds (one, or several for a Distribution envelope).
+/// `now_unix` is the current time in seconds, for timestamped schemes.
+pub fn verify(
+    source: &Source,
+    headers: &dyn Headers,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<Vec<NewDelivery>, Rejection> {
+    match source.kind {
+        SourceKind::Github => github::verify(&source.secrets, headers, body).map(|d| vec![d]),
+        SourceKind::Gitlab => {
+            gitlab::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
+        }
+        SourceKind::Distribution => distribution::verify(&source.secrets, headers, body),
+        SourceKind::Standard => {
+            standard::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
+        }
+    }
+}
+
+/// The single value of a header, if present: refused when repeated (two
+/// signatures or two delivery ids are ambiguous) or not UTF-8.
+pub(crate) fn header<'h>(
+    headers: &'h dyn Headers,
+    name: &'static str,
+) -> Result<Option<&'h str>, Rejection> {
+    match headers.values(name).as_slice() {
+        [] => Ok(None),
+        [value] => std::str::from_utf8(value)
+            .map(|v| Some(v.trim()))
+            .map_err(|_| Rejection::InvalidHeader {
+                header: name,
+                expected: "UTF-8 text",
+            }),
+        _ => Err(Rejection::DuplicateHeader(name)),
+    }
+}
+
+/// Like [`header`], but the header must be there.
+pub(crate) fn required_header<'h>(
+    headers: &'h dyn Headers,
+    name: &'static str,
+) -> Result<&'h str, Rejection> {
+    header(headers, name)?.ok_or(Rejection::MissingHeader(name))
+}
+
+/// A delivery id from a header, checked against [`DeliveryId`]'s rules.
+pub(crate) fn delivery_id(value: &str, name: &'static str) -> Result<DeliveryId, Rejection> {
+    DeliveryId::parse(value).map_err(|_| Rejection::InvalidHeader {
+        header: name,
+        expected: "1 to 200 visible ASCII characters",
+    })
+}
+
+/// An event name from a header: short visible text, stored as given.
+pub(crate) fn event_name(value: &str, name: &'static str) -> Result<String, Rejection> {
+    let ok = !value.is_empty()
+        && value.len() <= 100
+        && value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(Rejection::InvalidHeader {
+            header: name,
+            expected: "1 to 100 printable ASCII characters",
+        })
+    }
+}
+
+/// The media type of a Content-Type header, without parameters, lower-cased.
+pub(crate) fn media_type(headers: &dyn Headers) -> Result<Option<String>, Rejection> {
+    Ok(header(headers, "content-type")?.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    }))
+}
+
+/// Keeps the named headers that are present, for the stored delivery.
+pub(crate) fn keep_headers(
+    headers: &dyn Headers,
+    names: &[&'static str],
+) -> Vec<(&'static str, String)> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = headers.values(name).first().copied()?;
+            Some((*name, String::from_utf8_lossy(value).into_owned()))
+        })
+        .collect()
+}
+
+/// No provider nests its payloads anywhere near this deep; the worker's typed
+/// parsing (serde_json's recursion limit is 128) could not read deeper ones.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `json`, counted in one pass
+/// over the bytes (brackets inside strings do not count).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Checks that `json` is one JSON object, building nothing; if `field` is
+/// given, returns that top-level field's value when it is a string.
+pub(crate) fn check_json_object(
+    json: &[u8],
+    field: Option<&'static str>,
+) -> Result<Option<String>, serde_json::Error> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct ObjectVisitor(Option<&'static str>);
+
+    impl<'de> Visitor<'de> for ObjectVisitor {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if found.is_none() && self.0 == Some(key.as_ref()) {
+                    found = map.next_value::<Option<String>>().ok().flatten();
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    use serde::de::Error as _;
+    if nesting_depth(json) > MAX_JSON_DEPTH {
+        return Err(serde_json::Error::custom(format!(
+            "nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let found = de.deserialize_map(ObjectVisitor(field))?;
+    de.end()?;
+    Ok(found)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Headers as a test writes them: `(name, value)` pairs.
+    pub struct TestHeaders(pub Vec<(&'static str, String)>);
+
+    impl Headers for TestHeaders {
+        fn values(&self, name: &str) -> Vec<&[u8]> {
+            self.0
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+                .collect()
+        }
+    }
+
+    pub fn secrets(values: &[&str]) -> Vec<HookSecret> {
+        values
+            .iter()
+            .map(|v| HookSecret::new(SecretString::from(*v)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_object_check_accepts_objects_only() {
+        assert_eq!(check_json_object(br#"{"a":[1,{"b":2}]}"#, None).unwrap(), None);
+        for bad in [&b"[]"[..], b"1", b"null", b"{", b"{} {}", b"", b"\xff"] {
+            assert!(check_json_object(bad, None).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn json_object_check_can_pick_one_string_field() {
+        let body = br#"{"data":{"type":"inner"},"type":"image.pushed"}"#;
+        assert_eq!(
+            check_json_object(body, Some("type")).unwrap().as_deref(),
+            Some("image.pushed")
+        );
+        assert_eq!(check_json_object(br#"{"type":3}"#, Some("type")).unwrap(), None);
+    }
+
+    #[test]
+    fn nesting_depth_ignores_brackets_in_strings() {
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{","b":[{"c":"\"]"}]}"#), 3);
+        assert_eq!(nesting_depth(b"{}"), 1);
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_not_overflowed() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(check_json_object(deep.as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = HookSecret::new(SecretString::from("hunter2"));
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn whsec_secrets_are_recognised() {
+        let s = test_support::secrets(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain"]);
+        assert!(s[0].is_standard_webhooks_secret());
+        assert!(!s[1].is_standard_webhooks_secret());
+    }
+}

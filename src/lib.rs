@@ -1,0 +1,30 @@
+//! portcall verifies and durably stores webhooks from source control and
+//! container registries, then acts on them in the background.
+//!
+//! The crate's map, in the order a delivery travels:
+//!
+//! - [`config`]: settings from defaults, a TOML file and `PORTCALL__…`
+//!   variables; secrets as `env:`/`file:` references.
+//! - [`http`]: the actix-web routes; handlers only translate HTTP.
+//! - [`ingest`]: one module per source kind: verify the raw request, later
+//!   parse the stored payload into a domain event.
+//! - [`store`]: every SQL query, for SQLite and PostgreSQL; the group-commit
+//!   inbox writer.
+//! - [`worker`]: claims stored deliveries under leases and hands their
+//!   events to a handler, with retries and backoff.
+//! - [`domain`]: identifiers and normalized events; no I/O.
+//! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`startup`]: builds the application, for `main` and for tests.
+//! - [`clock`]: the current time, injectable.
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,101 @@
+//! The `portcall` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use portcall::config::Settings;
+use portcall::startup::Application;
+use portcall::store::Db;
+use portcall::telemetry;
+
+/// Receives signed webhooks from source control and container registries,
+/// stores every delivery durably, and processes it in the background.
+#[derive(Debug, Parser)]
+#[command(name = "portcall", version, about, long_about = None)]
+struct Cli {
+    /// The TOML configuration file. Every key can be overridden with an
+    /// environment variable PORTCALL__SECTION__KEY (e.g.
+    /// PORTCALL__DATABASE__URL). Without a file, built-in defaults apply.
+    #[arg(long, short, global = true, env = "PORTCALL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run migrations, then serve webhooks and process the inbox until
+    /// SIGTERM or SIGINT (in-flight requests finish; unstarted work is
+    /// released for other replicas).
+    Serve,
+    /// Apply pending database migrations and exit. `serve` does this too;
+    /// use it to migrate ahead of a rollout.
+    Migrate,
+    /// Validate the configuration and resolve every secret reference; print
+    /// every problem found and exit non-zero if there is any.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprint!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await
+            }
+            Command::Migrate => {
+                let db = Db::connect(&settings.database).await?;
+                db.migrate().await.context("cannot migrate the database")?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::CheckConfig => {
+                println!(
+                    "configuration OK: {} sources, {} components, database {}",
+                    settings.sources.len(),
+                    settings.components.len(),
+                    redact_url(&settings.database.url)
+                );
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

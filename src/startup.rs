@@ -1,0 +1,185 @@
+//! Building and running the service: one function used by `main` and by the
+//! tests, bindable to port 0.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState, SourceEntry};
+use crate::store::inbox::InboxWriter;
+use crate::store::Db;
+use crate::telemetry::Metrics;
+use crate::worker::inbox::SourceInfo;
+use crate::worker::{EventHandler, InboxWorker, Recorder};
+
+/// Knobs for tests and embedders; `Default` is what `portcall serve` uses.
+pub struct BuildOptions {
+    pub clock: Clock,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            clock: Clock::system(),
+            handler: Arc::new(Recorder),
+        }
+    }
+}
+
+/// A bound, migrated, not yet running portcall.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+    worker: Option<InboxWorker>,
+    writer: JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, BuildOptions::default()).await
+    }
+
+    /// Connects to and migrates the database, binds the listener and
+    /// prepares the worker. Nothing is served until [`Self::run_until_stopped`].
+    pub async fn build_with(settings: Settings, options: BuildOptions) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database)
+            .await
+            .context("cannot open the database")?;
+        db.migrate().await.context("cannot migrate the database")?;
+
+        let metrics = Metrics::new();
+        let wake = Arc::new(Notify::new());
+        let (inbox, writer) = InboxWriter::spawn(db.clone());
+
+        let worker_sources: HashMap<String, SourceInfo> = settings
+            .sources
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    SourceInfo {
+                        kind: s.kind,
+                        registry: s.registry.clone(),
+                    },
+                )
+            })
+            .collect();
+        let worker = settings.worker.enabled.then(|| {
+            InboxWorker::new(
+                db.clone(),
+                worker_sources,
+                options.handler,
+                settings.worker.clone(),
+                metrics.clone(),
+                wake.clone(),
+            )
+        });
+
+        let server_settings = settings.server.clone();
+        let state = web::Data::new(AppState {
+            sources: settings
+                .sources
+                .into_iter()
+                .map(|source| {
+                    let entry = SourceEntry {
+                        name: source.name.as_str().into(),
+                        source,
+                    };
+                    (entry.name.to_string(), Arc::new(entry))
+                })
+                .collect(),
+            inbox,
+            db: db.clone(),
+            metrics,
+            clock: options.clock,
+            max_body_bytes: server_settings.max_body_bytes,
+            read_timeout: server_settings.client_timeout,
+            wake_worker: wake,
+        });
+
+        let listener = TcpListener::bind(server_settings.listen)
+            .with_context(|| format!("cannot listen on {}", server_settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::routes)
+        })
+        .client_request_timeout(server_settings.client_timeout)
+        .max_connections(server_settings.max_connections)
+        .shutdown_timeout(server_settings.shutdown_timeout.as_secs())
+        // Signals are handled in `run_until_stopped`, which also stops the worker.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self {
+            port,
+            server,
+            db,
+            worker,
+            writer,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight
+    /// requests finish, the worker finishes the delivery in hand and
+    /// releases the rest of its claim.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Like [`Self::run_until_stopped`], stopping when `stop` completes.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let shutdown = CancellationToken::new();
+        let worker = self
+            .worker
+            .map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let handle: ServerHandle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        stop.await;
+        tracing::info!("shutting down");
+        handle.stop(true).await;
+        shutdown.cancel();
+        if let Some(worker) = worker {
+            worker.await.context("inbox worker panicked")?;
+        }
+        server.await.context("server task panicked")??;
+        // The server's state (and with it the last writer handle) is gone:
+        // the writer drains what is queued and ends.
+        self.writer.await.context("inbox writer panicked")?;
+        self.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on Unix");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,298 @@
+//! The `deliveries` table: the durable inbox of verified webhooks.
+
+use std::fmt;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, FromRow, Row, Transaction};
+
+use super::{Backend, Db, StoreError};
+use crate::ingest::NewDelivery;
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Stored, waiting for (or between) processing attempts.
+    Pending,
+    /// Parsed and acted on.
+    Processed,
+    /// Parsed, and deliberately not acted on; `outcome` says why.
+    Ignored,
+    /// Could not be processed; `last_error` says why. Replay retries it.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Processed => "processed",
+            Status::Ignored => "ignored",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Status::Pending, Status::Processed, Status::Ignored, Status::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Inserts one delivery unless `(source, delivery_id)` is already stored.
+/// Returns whether a row was written: `false` means a duplicate.
+pub async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    delivery: &NewDelivery,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let headers = serde_json::to_string(
+        &delivery
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .expect("a map of strings always serializes");
+    let result = sqlx::query(
+        "INSERT INTO deliveries \
+             (source, delivery_id, event, headers, content_type, body, received_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (source, delivery_id) DO NOTHING",
+    )
+    .bind(source)
+    .bind(delivery.delivery_id.as_str())
+    .bind(&delivery.event)
+    .bind(headers)
+    .bind(delivery.content_type.as_deref())
+    .bind(delivery.body.as_ref())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A delivery claimed by a worker, with what is needed to process it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub source: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// Including this one.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` deliveries that are due and not leased by a live
+/// worker, leasing them to `owner` until `lease_until_ms`. One statement, so
+/// two workers never claim the same row: PostgreSQL skips rows another
+/// transaction has locked, SQLite serializes writers.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: u32,
+) -> Result<Vec<Claimed>, StoreError> {
+    let lock = match db.backend() {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+         WHERE id IN ( \
+             SELECT id FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $3 \
+               AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+             ORDER BY next_attempt_at, id LIMIT $4 {lock}) \
+         RETURNING id, source, delivery_id, event, content_type, body, attempts"
+    );
+    let mut claimed: Vec<Claimed> = sqlx::query_as(&sql)
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(db.pool())
+        .await?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+/// How processing a delivery ended.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    Done {
+        status: Status,
+        event_kind: Option<&'static str>,
+        outcome: String,
+    },
+    Failed {
+        event_kind: Option<&'static str>,
+        error: String,
+    },
+    RetryAt {
+        next_attempt_ms: i64,
+        error: String,
+    },
+}
+
+/// Records the end of an attempt and drops the lease. Only the lease owner
+/// may do so: a worker whose lease expired and was taken over changes
+/// nothing. Returns whether the row was updated.
+pub async fn finish(
+    db: &Db,
+    id: i64,
+    owner: &str,
+    now_ms: i64,
+    finish: &Finish,
+) -> Result<bool, StoreError> {
+    let query = match *finish {
+        Finish::Done {
+            status,
+            event_kind,
+            ref outcome,
+        } => sqlx::query(
+            "UPDATE deliveries SET status = $3, event_kind = $4, outcome = $5, last_error = NULL, \
+                 processed_at = $6, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(status.as_str())
+        .bind(event_kind)
+        .bind(outcome.as_str())
+        .bind(now_ms),
+        Finish::Failed {
+            event_kind,
+            ref error,
+        } => sqlx::query(
+            "UPDATE deliveries SET status = 'failed', event_kind = $3, last_error = $4, \
+                 processed_at = $5, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(event_kind)
+        .bind(error.as_str())
+        .bind(now_ms),
+        Finish::RetryAt {
+            next_attempt_ms,
+            ref error,
+        } => sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $3, last_error = $4, \
+                 lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(next_attempt_ms)
+        .bind(error.as_str()),
+    };
+    let done = query.execute(db.pool()).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives back every lease `owner` still holds, without counting the attempt:
+/// used at shutdown for claimed deliveries that were not started.
+pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<u64, StoreError> {
+    let mut released = 0;
+    for id in ids {
+        released += sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1 \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+    }
+    Ok(released)
+}
+
+/// A stored delivery, for the admin API and tests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub source: String,
+    pub delivery_id: String,
+    pub event: String,
+    pub status: Status,
+    pub attempts: i64,
+    pub event_kind: Option<String>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+    pub lease_owner: Option<String>,
+}
+
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'r> FromRow<'r, AnyRow> for DeliveryRecord {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            source: row.try_get("source")?,
+            delivery_id: row.try_get("delivery_id")?,
+            event: row.try_get("event")?,
+            status: Status::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "status".into(),
+                source: format!("unknown status {status:?}").into(),
+            })?,
+            attempts: row.try_get("attempts")?,
+            event_kind: row.try_get("event_kind")?,
+            outcome: row.try_get("outcome")?,
+            last_error: row.try_get("last_error")?,
+            received_at: row.try_get("received_at")?,
+            processed_at: row.try_get("processed_at")?,
+            lease_owner: row.try_get("lease_owner")?,
+        })
+    }
+}
+
+const RECORD_COLUMNS: &str = "id, source, delivery_id, event, status, attempts, event_kind, outcome, \
+     last_error, received_at, processed_at, lease_owner";
+
+/// Every delivery, oldest first (`status` narrows the list).
+pub async fn list(db: &Db, status: Option<Status>, limit: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let rows = match status {
+        Some(status) => {
+            sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM deliveries WHERE status = $1 ORDER BY id LIMIT $2"
+            ))
+            .bind(status.as_str())
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"))
+                .bind(limit)
+                .fetch_all(db.pool())
+                .await?
+        }
+    };
+    Ok(rows)
+}
+
+/// How many deliveries wait to be processed.
+pub async fn count_pending(db: &Db) -> Result<i64, StoreError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(count)
+}

@@ -1,0 +1,113 @@
+//! Group commit for incoming webhooks.
+//!
+//! A 2xx promises the delivery is committed, and a commit costs an fsync.
+//! Instead of one transaction per request, request handlers hand their rows
+//! to one writer task and wait; the writer takes everything that queued up
+//! while the previous commit was in flight and commits it in one
+//! transaction. Under load many requests share one fsync; when idle a
+//! request commits alone, with no added delay. Each handler still hears
+//! back only after *its* rows are durable.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{deliveries, now_ms, Db, StoreError};
+use crate::ingest::NewDelivery;
+
+/// Most requests committed in one transaction.
+const MAX_GROUP: usize = 128;
+
+/// Queue depth before handlers wait for room; bounds memory under overload.
+const QUEUE: usize = 1024;
+
+/// Whether each delivery of a request was new or already stored.
+pub type Inserted = Vec<bool>;
+
+struct Request {
+    source: Arc<str>,
+    deliveries: Vec<NewDelivery>,
+    reply: oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
+}
+
+/// The handle request handlers commit through. Cheap to clone.
+#[derive(Clone)]
+pub struct InboxWriter {
+    queue: mpsc::Sender<Request>,
+}
+
+impl InboxWriter {
+    /// Starts the writer task. It ends when every handle is dropped.
+    pub fn spawn(db: Db) -> (Self, JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(db, rx));
+        (Self { queue }, task)
+    }
+
+    /// Commits the deliveries of one request atomically, alongside whatever
+    /// else is being committed, and says which were new.
+    pub async fn commit(
+        &self,
+        source: Arc<str>,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Inserted, Arc<StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Request {
+                source,
+                deliveries,
+                reply,
+            })
+            .await
+            .map_err(|_| Arc::new(StoreError::WriterGone))?;
+        answer.await.map_err(|_| Arc::new(StoreError::WriterGone))?
+    }
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        match commit_group(&db, &group).await {
+            Ok(results) => {
+                for (request, inserted) in group.drain(..).zip(results) {
+                    let _ = request.reply.send(Ok(inserted));
+                }
+            }
+            // A constraint or data error in one request must not fail the
+            // others: retry each alone. A database that is down fails them
+            // all at once instead of waiting out a timeout per request.
+            Err(sqlx::Error::Database(_)) if group.len() > 1 => {
+                for request in group.drain(..) {
+                    let result = commit_group(&db, std::slice::from_ref(&request))
+                        .await
+                        .map(|mut r| r.remove(0))
+                        .map_err(|e| Arc::new(StoreError::from(e)));
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, requests = group.len(), "inbox commit failed");
+                let error = Arc::new(StoreError::from(error));
+                for request in group.drain(..) {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(db: &Db, group: &[Request]) -> Result<Vec<Inserted>, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        let mut inserted = Vec::with_capacity(request.deliveries.len());
+        for delivery in &request.deliveries {
+            inserted.push(deliveries::insert(&mut tx, &request.source, delivery, now).await?);
+        }
+        results.push(inserted);
+    }
+    tx.commit().await?;
+    Ok(results)
+}

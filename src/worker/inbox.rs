@@ -1,0 +1,210 @@
+//! The inbox worker: claims stored deliveries under a lease, parses them
+//! into events, hands them to the [`EventHandler`] and records the outcome.
+//!
+//! Nothing is lost if the process dies: a delivery stays `pending` until its
+//! outcome is written, and a claim is only a lease. If the worker dies
+//! mid-way the lease expires and any worker (this process after a restart,
+//! or another replica) claims the delivery again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+use super::handler::{DeliveryContext, EventHandler, HandlerError, Outcome};
+use crate::config::WorkerSettings;
+use crate::ingest::{self, SourceKind, StoredPayload};
+use crate::store::deliveries::{self, Claimed, Finish, Status};
+use crate::store::{now_ms, Db, StoreError};
+use crate::telemetry::Metrics;
+
+/// What the worker needs to know about a source to parse its deliveries.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub kind: SourceKind,
+    pub registry: Option<String>,
+}
+
+/// Processes the inbox. One per process; several processes share the work
+/// through leases.
+pub struct InboxWorker {
+    db: Db,
+    sources: HashMap<String, SourceInfo>,
+    handler: Arc<dyn EventHandler>,
+    settings: WorkerSettings,
+    metrics: Metrics,
+    /// Identifies this worker's leases; unique per process start.
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+impl InboxWorker {
+    pub fn new(
+        db: Db,
+        sources: HashMap<String, SourceInfo>,
+        handler: Arc<dyn EventHandler>,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            sources,
+            handler,
+            settings,
+            metrics,
+            owner: format!("worker-{}", uuid::Uuid::new_v4()),
+            wake,
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Runs until `shutdown` is cancelled. The delivery in hand is finished;
+    /// claimed deliveries not yet started are released for others.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker.owner = %self.owner, "inbox worker started");
+        loop {
+            let idle = match self.run_once(&shutdown).await {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(error) => {
+                    tracing::warn!(error = %error, "inbox worker could not claim deliveries; will retry");
+                    true
+                }
+            };
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if idle {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.settings.poll_interval) => {}
+                }
+            }
+        }
+        tracing::info!(worker.owner = %self.owner, "inbox worker stopped");
+    }
+
+    /// Claims one batch and processes it. Returns how many were claimed.
+    pub async fn run_once(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let lease_until = now + duration_ms(self.settings.lease);
+        let claimed = deliveries::claim(
+            &self.db,
+            &self.owner,
+            now,
+            lease_until,
+            self.settings.batch_size,
+        )
+        .await?;
+        let count = claimed.len();
+        for (i, delivery) in claimed.iter().enumerate() {
+            if shutdown.is_cancelled() {
+                let rest: Vec<i64> = claimed[i..].iter().map(|d| d.id).collect();
+                deliveries::release(&self.db, &self.owner, &rest).await?;
+                break;
+            }
+            self.process(delivery).await;
+        }
+        if count > 0 {
+            if let Ok(pending) = deliveries::count_pending(&self.db).await {
+                self.metrics.inbox_pending.set(pending);
+            }
+        }
+        Ok(count)
+    }
+
+    #[tracing::instrument(skip_all, fields(delivery.row = delivery.id, delivery.id = %delivery.delivery_id, source.name = %delivery.source, event.kind))]
+    async fn process(&self, delivery: &Claimed) {
+        let finish = self.outcome(delivery).await;
+        let status = match &finish {
+            Finish::Done { status, .. } => status.as_str(),
+            Finish::Failed { .. } => "failed",
+            Finish::RetryAt { .. } => "retry",
+        };
+        match &finish {
+            Finish::Done { outcome, .. } => tracing::info!(outcome = %outcome, status, "delivery done"),
+            Finish::Failed { error, .. } => tracing::warn!(error = %error, "delivery failed"),
+            Finish::RetryAt { error, next_attempt_ms } => {
+                tracing::warn!(error = %error, retry_in_ms = next_attempt_ms - now_ms(), "delivery will be retried");
+            }
+        }
+        self.metrics
+            .inbox_processed
+            .with_label_values(&[&delivery.source, status])
+            .inc();
+        match deliveries::finish(&self.db, delivery.id, &self.owner, now_ms(), &finish).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("lease was lost before the outcome was recorded; another worker owns it"),
+            // The lease will expire and the delivery be processed again;
+            // handlers are idempotent, so that is safe.
+            Err(error) => tracing::error!(error = %error, "could not record the outcome"),
+        }
+    }
+
+    async fn outcome(&self, delivery: &Claimed) -> Finish {
+        let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
+        if attempts > self.settings.max_attempts {
+            return failed(None, format!("gave up after {} attempts", attempts - 1));
+        }
+        let Some(source) = self.sources.get(&delivery.source) else {
+            return failed(None, format!("source {:?} is no longer configured", delivery.source));
+        };
+        let payload = StoredPayload {
+            kind: source.kind,
+            event: &delivery.event,
+            content_type: delivery.content_type.as_deref(),
+            body: &delivery.body,
+            registry: source.registry.as_deref(),
+        };
+        let event = match ingest::parse(&payload) {
+            Ok(event) => event,
+            Err(error) => return failed(None, format!("cannot parse payload: {error}")),
+        };
+        tracing::Span::current().record("event.kind", event.kind());
+        let context = DeliveryContext {
+            id: delivery.id,
+            source: &delivery.source,
+            delivery_id: &delivery.delivery_id,
+        };
+        match self.handler.handle(context, &event).await {
+            Ok(Outcome::Processed(what)) => done(Status::Processed, event.kind(), what),
+            Ok(Outcome::Ignored(why)) => done(Status::Ignored, event.kind(), why),
+            Err(HandlerError::Permanent(error)) => failed(Some(event.kind()), format!("{error:#}")),
+            Err(HandlerError::Transient(error)) if attempts >= self.settings.max_attempts => failed(
+                Some(event.kind()),
+                format!("gave up after {attempts} attempts: {error:#}"),
+            ),
+            Err(HandlerError::Transient(error)) => Finish::RetryAt {
+                next_attempt_ms: now_ms() + duration_ms(backoff::delay(attempts)),
+                error: format!("{error:#}"),
+            },
+        }
+    }
+}
+
+fn done(status: Status, kind: &'static str, outcome: String) -> Finish {
+    Finish::Done {
+        status,
+        event_kind: Some(kind),
+        outcome,
+    }
+}
+
+fn failed(kind: Option<&'static str>, error: String) -> Finish {
+    Finish::Failed {
+        event_kind: kind,
+        error,
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
