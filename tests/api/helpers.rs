@@ -1,0 +1,387 @@
+//! Spawning the real application on port 0 against a fresh database, and
+//! signing requests the way each provider does.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use portcall::clock::Clock;
+use portcall::config::Settings;
+use portcall::startup::{Application, BuildOptions};
+use portcall::store::deliveries::{self, DeliveryRecord, Status};
+use portcall::store::Db;
+use sha2::Sha256;
+use sqlx::Connection as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portcall::telemetry::Metrics;
+use portcall::worker::inbox::SourceInfo;
+use portcall::worker::{InboxWorker, Recorder};
+use tokio::sync::{oneshot, Notify};
+
+pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+pub const GITHUB_PREVIOUS_SECRET: &str = "previous-github-secret";
+pub const GITLAB_TOKEN: &str = "gitlab-hook-token";
+pub const REGISTRY_TOKEN: &str = "registry-hook-token";
+pub const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The environment variable naming a PostgreSQL server for the tests; each
+/// test creates its own database there.
+pub const POSTGRES_ENV: &str = "PORTCALL_TEST_POSTGRES_URL";
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
+}
+
+/// A fresh, empty database of one backend.
+pub struct TestDb {
+    pub url: String,
+    /// Keeps the SQLite file's directory alive.
+    _dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portcall.db").display());
+        Self {
+            url,
+            _dir: dir,
+            postgres: None,
+        }
+    }
+
+    /// A new database on the server named by [`POSTGRES_ENV`], or `None`
+    /// (with a notice on the terminal) when it is not set.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            static NOTICE: Once = Once::new();
+            NOTICE.call_once(|| {
+                // Straight to the terminal: the test harness captures println!.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nnote: {POSTGRES_ENV} is not set: the PostgreSQL variants of the tests are SKIPPED (SQLite only)\n"
+                );
+            });
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("portcall_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL test server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            _dir: tempfile::tempdir().unwrap(),
+            postgres: Some((admin_url, name)),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Runs a statement on the server's maintenance database (PostgreSQL).
+    pub async fn admin(&self, sql: &str) {
+        let (admin_url, _) = self.postgres.as_ref().expect("a PostgreSQL test database");
+        let mut conn = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|(_, name)| name.as_str())
+    }
+
+    /// Drops a PostgreSQL test database; SQLite files go with the tempdir.
+    pub async fn drop_database(&self) {
+        if let Some((_, name)) = &self.postgres {
+            self.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+/// Builds the test configuration: every source kind, secrets as `file:`
+/// references written into `dir`, plus `extra` TOML appended.
+pub fn write_config(dir: &std::path::Path, database_url: &str, worker_enabled: bool, extra: &str) -> PathBuf {
+    let secret = |name: &str, value: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        format!("file:{}", path.display())
+    };
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 65536
+client_timeout_secs = 5
+
+[database]
+url = "{database_url}"
+acquire_timeout_secs = 1.0
+
+[worker]
+enabled = {worker_enabled}
+poll_interval_ms = 50
+lease_secs = 5
+max_attempts = 3
+
+[[sources]]
+name = "github"
+kind = "github"
+secrets = ["{gh}", "{gh_prev}"]
+
+[[sources]]
+name = "gitlab"
+kind = "gitlab"
+secrets = ["{gl}", "{gl_signing}"]
+
+[[sources]]
+name = "registry"
+kind = "distribution"
+secrets = ["{reg}"]
+registry = "registry.example.com"
+
+[[sources]]
+name = "ci"
+kind = "standard"
+secrets = ["{std}"]
+{extra}
+"#,
+        gh = secret("gh", GITHUB_SECRET),
+        gh_prev = secret("gh_prev", GITHUB_PREVIOUS_SECRET),
+        gl = secret("gl", GITLAB_TOKEN),
+        gl_signing = secret("gl_signing", STANDARD_SECRET),
+        reg = secret("reg", REGISTRY_TOKEN),
+        std = secret("std", STANDARD_SECRET),
+    );
+    let path = dir.join("portcall.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// A running portcall on a random port.
+pub struct TestApp {
+    pub address: String,
+    pub settings_path: PathBuf,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub store: Db,
+    pub config_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Spawn {
+    pub extra_config: String,
+    pub clock: Clock,
+    /// `false` makes an ingest-only app: it stores but never processes.
+    pub worker: bool,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Self {
+            extra_config: String::new(),
+            clock: Clock::system(),
+            worker: true,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> Self {
+        Self::spawn_with(db, Spawn::default()).await
+    }
+
+    pub async fn spawn_with(db: TestDb, options: Spawn) -> Self {
+        let config_dir = tempfile::tempdir().unwrap();
+        let path = write_config(config_dir.path(), &db.url, options.worker, &options.extra_config);
+        let settings = Settings::load(Some(&path)).expect("test configuration is valid");
+        let path = path.clone();
+        let store = Db::connect(&settings.database).await.unwrap();
+        let app = Application::build_with(
+            settings,
+            BuildOptions {
+                clock: options.clock,
+                ..BuildOptions::default()
+            },
+        )
+        .await
+        .expect("application builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            settings_path: path,
+            client: reqwest::Client::new(),
+            db,
+            store,
+            config_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts the application down gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops the app and removes its database.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        self.store.close().await;
+        self.db.drop_database().await;
+    }
+
+    /// A worker over this app's database and sources, driven by the test
+    /// one round at a time with `run_once`.
+    pub fn manual_worker(&self) -> InboxWorker {
+        let settings = Settings::load(Some(&self.settings_path)).unwrap();
+        let sources: HashMap<String, SourceInfo> = settings
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), SourceInfo { kind: s.kind, registry: s.registry.clone() }))
+            .collect();
+        InboxWorker::new(
+            self.store.clone(),
+            sources,
+            Arc::new(Recorder),
+            settings.worker,
+            Metrics::new(),
+            Arc::new(Notify::new()),
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_webhook(
+        &self,
+        source: &str,
+        headers: &[(&str, String)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(&format!("/webhooks/{source}")));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.body(body).send().await.expect("request sent")
+    }
+
+    pub async fn post_github(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
+        self.post_webhook("github", &github_headers(GITHUB_SECRET, event, delivery, body), body.to_vec())
+            .await
+    }
+
+    pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
+        deliveries::list(&self.store, None, 100_000).await.unwrap()
+    }
+
+    /// Waits until no delivery is pending (the worker runs in the
+    /// background), up to ten seconds.
+    pub async fn wait_until_processed(&self) -> Vec<DeliveryRecord> {
+        for _ in 0..200 {
+            let rows = self.deliveries().await;
+            if rows.iter().all(|d| d.status != Status::Pending) {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("deliveries still pending after 10 s: {:#?}", self.deliveries().await);
+    }
+}
+
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
+}
+
+pub fn github_headers(secret: &str, event: &str, delivery: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Hub-Signature-256", github_signature(secret, body)),
+        ("X-GitHub-Event", event.into()),
+        ("X-GitHub-Delivery", delivery.into()),
+        ("Content-Type", "application/json".into()),
+        ("User-Agent", "GitHub-Hookshot/044aadd".into()),
+    ]
+}
+
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mac = hmac_sha256(&key, &[id.as_bytes(), b".", timestamp.to_string().as_bytes(), b".", body]);
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac))
+}
+
+pub fn standard_headers(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        ("webhook-id", id.into()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", standard_signature(secret, id, timestamp, body)),
+        ("Content-Type", "application/json".into()),
+    ]
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs a test body once per backend: `sqlite` always, `postgres` when
+/// [`POSTGRES_ENV`] is set. The test's name reads as a sentence.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($db:ident: TestDb) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($db: $crate::helpers::TestDb) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::helpers::TestDb::sqlite().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::helpers::TestDb::postgres().await {
+                        run(db).await;
+                    }
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: the real application on port 0, a fresh SQLite file
+//! (and a fresh PostgreSQL database when PORTCALL_TEST_POSTGRES_URL is set)
+//! per test, requests over HTTP.
+
+mod helpers;
+
+mod cli;
+mod concurrency;
+mod inbox;
+mod registry;
+mod webhooks;
