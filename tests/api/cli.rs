@@ -1,1 +1,217 @@
+//! The `portcall` binary: its subcommands, crash recovery and graceful
+//! shutdown, run as a real process.
 
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use portcall::store::deliveries::Status;
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcall");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn portcall(config: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("PORTCALL_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `portcall serve` and waits until it answers `/healthz`.
+async fn serve(config: &Path, port: u16, worker: bool) -> Child {
+    let child = portcall(config)
+        .arg("serve")
+        .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCALL__WORKER__ENABLED", worker.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("portcall starts");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("portcall did not start within 10 s");
+}
+
+async fn post_push(port: u16, delivery: &str) -> u16 {
+    let body = fixture("github/push.json");
+    let mut request = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
+    for (name, value) in github_headers(GITHUB_SECRET, "push", delivery, &body) {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn help_explains_every_subcommand() {
+    let output = Command::new(BIN).arg("--help").output().await.unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for word in ["serve", "migrate", "check-config", "--config", "PORTCALL_CONFIG"] {
+        assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn check_config_accepts_the_shipped_configurations() {
+    for file in ["manifests/portcall.example.toml", "portcall.dev.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let output = portcall(&path)
+            .arg("check-config")
+            .envs([
+                ("GH_HOOK_SECRET", "a"),
+                ("GH_HOOK_SECRET_PREVIOUS", "b"),
+                ("GL_HOOK_TOKEN", "c"),
+                ("REGISTRY_HOOK_TOKEN", "d"),
+                ("REGISTRY_USER", "e"),
+                ("REGISTRY_PASSWORD", "f"),
+                ("STANDARD_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                ("PORTCALL_ADMIN_TOKEN", "g"),
+                ("GITLAB_TOKEN", "h"),
+                ("GITHUB_APP_PRIVATE_KEY", "i"),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_config_lists_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        r#"
+[admin]
+token = "hunter2-literal"
+
+[[sources]]
+name = "github"
+kind = "github"
+secrets = ["env:PORTCALL_TEST_SURELY_UNSET"]
+
+[[sources]]
+name = "github"
+kind = "bitbucket"
+secrets = ["file:/nonexistent/secret"]
+
+[[sources]]
+name = "empty"
+kind = "gitlab"
+"#,
+    )
+    .unwrap();
+    let output = portcall(&config).arg("check-config").output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8(output.stderr).unwrap();
+    for expected in [
+        "admin.token: a secret must be a reference",
+        "sources[0].secrets[0]: environment variable PORTCALL_TEST_SURELY_UNSET is not set",
+        "sources[1].name: duplicate source name",
+        "sources[1].kind: unknown source kind \"bitbucket\"",
+        "sources[1].secrets[0]: file /nonexistent/secret cannot be read",
+        "sources[2].secrets: at least one secret is required",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains("hunter2"), "a literal secret was echoed:\n{text}");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let config = write_config(dir.path(), &format!("sqlite://{}", db.display()), true, "");
+    let output = portcall(&config).arg("migrate").output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(db.exists());
+    // Running it again is a no-op.
+    let again = portcall(&config).arg("migrate").output().await.unwrap();
+    assert!(again.status.success());
+}
+
+#[tokio::test]
+async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let config = write_config(dir.path(), &db_url, true, "");
+    let port = free_port();
+
+    // Accept with no worker running, then die without any chance to clean up.
+    let mut first = serve(&config, port, false).await;
+    assert_eq!(post_push(port, "before-crash").await, 202);
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let second = serve(&config, port, true).await;
+    let settings = portcall::config::Settings::load(Some(&config)).unwrap();
+    let store = portcall::store::Db::connect(&settings.database).await.unwrap();
+    let mut status = Status::Pending;
+    for _ in 0..200 {
+        let rows = portcall::store::deliveries::list(&store, None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        status = rows[0].status;
+        if status != Status::Pending {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Status::Processed);
+    assert_eq!(post_push(port, "before-crash").await, 200, "still known after restart");
+    drop(second);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("term.db").display());
+    let config = write_config(dir.path(), &db_url, true, "");
+    let port = free_port();
+    let mut child = serve(&config, port, true).await;
+    assert_eq!(post_push(port, "before-term").await, 202);
+
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("portcall exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains(GITHUB_SECRET), "a secret reached the log");
+}
