@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
@@ -255,7 +255,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problems):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problems):",
+            self.problems.len()
+        )?;
         for problem in &self.problems {
             writeln!(f, "  - {problem}")?;
         }
@@ -323,7 +327,12 @@ fn resolve_secret(reference: &str, env: &dyn SecretEnv) -> Result<SecretString, 
 }
 
 impl Problems {
-    fn secret(&mut self, key: String, reference: &str, env: &dyn SecretEnv) -> Option<SecretString> {
+    fn secret(
+        &mut self,
+        key: String,
+        reference: &str,
+        env: &dyn SecretEnv,
+    ) -> Option<SecretString> {
         resolve_secret(reference, env)
             .map_err(|message| self.add(key, message))
             .ok()
@@ -380,7 +389,7 @@ impl Settings {
         let mut problems = Problems(Vec::new());
         // Unknown keys are reported, not ignored: a typo must not silently
         // fall back to a default.
-        let value: serde_json::Value = figment.extract().map_err(|e| figment_problems(e))?;
+        let value: serde_json::Value = figment.extract().map_err(figment_problems)?;
         let raw = serde_ignored::deserialize(value, |path| {
             problems.add(path.to_string(), "unknown key");
         });
@@ -392,7 +401,12 @@ impl Settings {
             Err(_) => {
                 // Let figment say which key has the wrong type, and where from.
                 let typed = figment.extract::<RawSettings>().err();
-                problems.0.extend(typed.map(figment_problems).into_iter().flat_map(|e| e.problems));
+                problems.0.extend(
+                    typed
+                        .map(figment_problems)
+                        .into_iter()
+                        .flat_map(|e| e.problems),
+                );
                 Err(ConfigError {
                     problems: problems.0,
                 })
@@ -444,13 +458,19 @@ impl Settings {
         if raw.database.max_connections == 0 {
             p.add("database.max_connections", "must be greater than 0");
         }
-        if !(raw.database.acquire_timeout_secs > 0.0 && raw.database.acquire_timeout_secs < 3600.0) {
-            p.add("database.acquire_timeout_secs", "must be between 0 and 3600 seconds");
+        if !(raw.database.acquire_timeout_secs > 0.0 && raw.database.acquire_timeout_secs < 3600.0)
+        {
+            p.add(
+                "database.acquire_timeout_secs",
+                "must be between 0 and 3600 seconds",
+            );
         }
         let database = DatabaseSettings {
             url,
             max_connections: raw.database.max_connections,
-            acquire_timeout: Duration::from_secs_f64(raw.database.acquire_timeout_secs.clamp(0.001, 3600.0)),
+            acquire_timeout: Duration::from_secs_f64(
+                raw.database.acquire_timeout_secs.clamp(0.001, 3600.0),
+            ),
         };
 
         let admin = AdminSettings {
@@ -551,7 +571,10 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
     for (i, s) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("sources[{i}].{field}");
         if !valid_source_name(&s.name) {
-            p.add(key("name"), "expected 1 to 63 of [a-z0-9_-], starting with a letter or digit");
+            p.add(
+                key("name"),
+                "expected 1 to 63 of [a-z0-9_-], starting with a letter or digit",
+            );
         } else if !seen.insert(s.name.clone()) {
             p.add(key("name"), format!("duplicate source name {:?}", s.name));
         }
@@ -560,7 +583,11 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
             let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
             p.add(
                 key("kind"),
-                format!("unknown source kind {:?}; expected one of {}", s.kind, known.join(", ")),
+                format!(
+                    "unknown source kind {:?}; expected one of {}",
+                    s.kind,
+                    known.join(", ")
+                ),
             );
         }
         if s.secrets.is_empty() {
@@ -587,11 +614,20 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
         let registry = s.registry.as_deref().map(str::to_ascii_lowercase);
         if let Some(host) = &registry {
             if crate::domain::ImageName::new(host, "x").is_err() || host.contains('/') {
-                p.add(key("registry"), "expected a registry host name, e.g. registry.example.com");
+                p.add(
+                    key("registry"),
+                    "expected a registry host name, e.g. registry.example.com",
+                );
             }
         }
-        let username = s.username.as_deref().and_then(|r| p.secret(key("username"), r, env));
-        let password = s.password.as_deref().and_then(|r| p.secret(key("password"), r, env));
+        let username = s
+            .username
+            .as_deref()
+            .and_then(|r| p.secret(key("username"), r, env));
+        let password = s
+            .password
+            .as_deref()
+            .and_then(|r| p.secret(key("password"), r, env));
         if s.username.is_some() != s.password.is_some() {
             p.add(key("username"), "username and password go together");
         }
@@ -623,11 +659,17 @@ fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Vec<ComponentSettings
         if c.name.is_empty() || c.name.contains(char::is_whitespace) {
             p.add(key("name"), "expected a non-empty name without spaces");
         } else if !seen.insert(c.name.clone()) {
-            p.add(key("name"), format!("duplicate component name {:?}", c.name));
+            p.add(
+                key("name"),
+                format!("duplicate component name {:?}", c.name),
+            );
         }
         let image = c.image.trim_end_matches('/').to_ascii_lowercase();
         if !image.contains('/') {
-            p.add(key("image"), "expected registry/path, e.g. registry.example.com/org/app");
+            p.add(
+                key("image"),
+                "expected registry/path, e.g. registry.example.com/org/app",
+            );
         }
         let repository = RepoSlug::parse(&c.repository)
             .map_err(|e| p.add(key("repository"), e.to_string()))
@@ -660,11 +702,6 @@ fn figment_problems(error: figment::Error) -> ConfigError {
     }
 }
 
-/// Where the configuration file path comes from, for messages.
-pub fn describe_path(path: Option<&PathBuf>) -> String {
-    path.map_or_else(|| "built-in defaults".into(), |p| p.display().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -686,7 +723,10 @@ mod tests {
     }
 
     fn env() -> FakeEnv {
-        FakeEnv(HashMap::from([("GH_SECRET", "gh-secret-value"), ("EMPTY", "")]))
+        FakeEnv(HashMap::from([
+            ("GH_SECRET", "gh-secret-value"),
+            ("EMPTY", ""),
+        ]))
     }
 
     fn load(toml: &str) -> Result<Settings, ConfigError> {
@@ -779,7 +819,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_problems_not_silently_ignored() {
-        let err = load("[server]\nlisten_addr = \"0.0.0.0:1\"\n[databse]\nurl = \"x\"\n").unwrap_err();
+        let err =
+            load("[server]\nlisten_addr = \"0.0.0.0:1\"\n[databse]\nurl = \"x\"\n").unwrap_err();
         assert_eq!(keys(err), ["databse", "server.listen_addr"]);
     }
 
@@ -790,6 +831,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
     fn environment_variables_override_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("portcall.toml", "[server]\nlisten = \"127.0.0.1:1\"\n")?;

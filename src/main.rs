@@ -18,7 +18,13 @@ struct Cli {
     /// The TOML configuration file. Every key can be overridden with an
     /// environment variable PORTCALL__SECTION__KEY (e.g.
     /// PORTCALL__DATABASE__URL). Without a file, built-in defaults apply.
-    #[arg(long, short, global = true, env = "PORTCALL_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PORTCALL_CONFIG",
+        value_name = "PATH"
+    )]
     config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -49,7 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

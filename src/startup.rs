@@ -111,18 +111,15 @@ impl Application {
         let listener = TcpListener::bind(server_settings.listen)
             .with_context(|| format!("cannot listen on {}", server_settings.listen))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(http::routes)
-        })
-        .client_request_timeout(server_settings.client_timeout)
-        .max_connections(server_settings.max_connections)
-        .shutdown_timeout(server_settings.shutdown_timeout.as_secs())
-        // Signals are handled in `run_until_stopped`, which also stops the worker.
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .client_request_timeout(server_settings.client_timeout)
+                .max_connections(server_settings.max_connections)
+                .shutdown_timeout(server_settings.shutdown_timeout.as_secs())
+                // Signals are handled in `run_until_stopped`, which also stops the worker.
+                .disable_signals()
+                .listen(listener)?
+                .run();
         tracing::info!(port, "listening");
         Ok(Self {
             port,
@@ -145,11 +142,12 @@ impl Application {
     }
 
     /// Like [`Self::run_until_stopped`], stopping when `stop` completes.
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
-        let worker = self
-            .worker
-            .map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let handle: ServerHandle = self.server.handle();
         let server = tokio::spawn(self.server);
         stop.await;

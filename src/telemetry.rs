@@ -18,7 +18,11 @@ pub fn init_tracing() {
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
         registry
@@ -97,7 +101,9 @@ impl Metrics {
             Box::new(inbox_processed.clone()),
             Box::new(inbox_pending.clone()),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Self {
             registry,

@@ -29,6 +29,18 @@ pub enum Event {
 }
 
 impl Event {
+    /// An event not acted on, described as `{provider} {name}[ {detail}]`.
+    /// Names come from the sender, so each is cut to 100 printable ASCII
+    /// characters before it reaches the deliveries table and the logs.
+    pub fn unknown(provider: &str, name: &str, detail: Option<&str>) -> Self {
+        let mut what = format!("{provider} {}", printable(name));
+        if let Some(detail) = detail {
+            what.push(' ');
+            what.push_str(&printable(detail));
+        }
+        Event::Unknown { what }
+    }
+
     /// A stable, short name for logs, metrics and the deliveries table.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -42,6 +54,19 @@ impl Event {
             Event::Unknown { .. } => "unknown",
         }
     }
+}
+
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// Where a source-control event happened.

@@ -44,9 +44,8 @@ impl DeliveryId {
     pub const MAX_LEN: usize = 200;
 
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        let ok = !s.is_empty()
-            && s.len() <= Self::MAX_LEN
-            && s.bytes().all(|b| b.is_ascii_graphic());
+        let ok =
+            !s.is_empty() && s.len() <= Self::MAX_LEN && s.bytes().all(|b| b.is_ascii_graphic());
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -232,16 +231,17 @@ pub struct ImageName {
 impl ImageName {
     pub fn new(registry: &str, repository: &str) -> Result<Self, InvalidId> {
         let host_ok = !registry.is_empty()
-            && registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            && registry.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
         // Distribution's path grammar: lower-case components separated by '/',
         // each made of [a-z0-9] runs joined by '.', '_', '__' or '-'.
         let repo_ok = !repository.is_empty()
             && repository.len() <= 255
             && repository.split('/').all(|c| {
                 !c.is_empty()
-                    && c.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+                    && c.bytes()
+                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
                     && c.as_bytes()[0].is_ascii_alphanumeric()
                     && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
             });
@@ -331,7 +331,10 @@ mod tests {
     #[test]
     fn repo_slugs_parse_provider_prefixed_paths() {
         let gh = RepoSlug::parse("github:octo-org/hello-world").unwrap();
-        assert_eq!((gh.provider(), gh.path()), (Provider::Github, "octo-org/hello-world"));
+        assert_eq!(
+            (gh.provider(), gh.path()),
+            (Provider::Github, "octo-org/hello-world")
+        );
         let gl = RepoSlug::parse("gitlab:group/sub/project").unwrap();
         assert_eq!(gl.to_string(), "gitlab:group/sub/project");
         for bad in [
@@ -349,7 +352,10 @@ mod tests {
     #[test]
     fn image_names_lower_case_the_host_and_check_the_path() {
         let img = ImageName::new("Registry.Example.com:5000", "octo-org/hello-world").unwrap();
-        assert_eq!(img.to_string(), "registry.example.com:5000/octo-org/hello-world");
+        assert_eq!(
+            img.to_string(),
+            "registry.example.com:5000/octo-org/hello-world"
+        );
         assert!(ImageName::new("r.example", "Upper/case").is_err());
         assert!(ImageName::new("r.example", "a//b").is_err());
         assert!(ImageName::new("", "a").is_err());

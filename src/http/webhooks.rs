@@ -47,7 +47,9 @@ async fn receive(
             .inc();
     };
 
-    let body = read_body(&request, payload, &state).await.inspect_err(|_| count("rejected"))?;
+    let body = read_body(&request, payload, &state)
+        .await
+        .inspect_err(|_| count("rejected"))?;
     let now = state.clock.now_unix();
     let deliveries = ingest::verify(&entry.source, &ActixHeaders(request.headers()), body, now)
         .map_err(|rejection| {
@@ -132,7 +134,8 @@ async fn read_body(
     let read = async {
         let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::too_large(limit));
             }

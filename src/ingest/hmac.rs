@@ -21,7 +21,11 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// Whether `received` is a valid HMAC-SHA256 of `body` under any of `secrets`.
 /// Every secret is tried, so the time taken does not tell which one matched.
-pub(crate) fn any_hmac_sha256_matches(secrets: &[HookSecret], body: &[u8], received: &[u8]) -> bool {
+pub(crate) fn any_hmac_sha256_matches(
+    secrets: &[HookSecret],
+    body: &[u8],
+    received: &[u8],
+) -> bool {
     secrets.iter().fold(false, |found, secret| {
         let expected = hmac_sha256(secret.value.expose_secret().as_bytes(), &[body]);
         found | bool::from(expected.ct_eq(received))

@@ -104,9 +104,7 @@ pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
             &github::json_body(payload.content_type, payload.body)?,
         ),
         SourceKind::Gitlab => gitlab::payload::parse(payload.event, payload.body),
-        SourceKind::Distribution => {
-            distribution::payload::parse(payload.body, payload.registry)
-        }
+        SourceKind::Distribution => distribution::payload::parse(payload.body, payload.registry),
         SourceKind::Standard => standard::payload::parse(payload.event, payload.body),
     }
 }
@@ -154,7 +152,9 @@ impl fmt::Debug for HookSecret {
 
 fn standard_key(secret: &str) -> Option<Vec<u8>> {
     let encoded = secret.strip_prefix("whsec_")?;
-    base64::engine::general_purpose::STANDARD.decode(encoded).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
 }
 
 /// A configured webhook endpoint, `POST /webhooks/{name}`.
@@ -458,7 +458,10 @@ mod tests {
 
     #[test]
     fn json_object_check_accepts_objects_only() {
-        assert_eq!(check_json_object(br#"{"a":[1,{"b":2}]}"#, None).unwrap(), None);
+        assert_eq!(
+            check_json_object(br#"{"a":[1,{"b":2}]}"#, None).unwrap(),
+            None
+        );
         for bad in [&b"[]"[..], b"1", b"null", b"{", b"{} {}", b"", b"\xff"] {
             assert!(check_json_object(bad, None).is_err(), "{bad:?} accepted");
         }
@@ -471,7 +474,10 @@ mod tests {
             check_json_object(body, Some("type")).unwrap().as_deref(),
             Some("image.pushed")
         );
-        assert_eq!(check_json_object(br#"{"type":3}"#, Some("type")).unwrap(), None);
+        assert_eq!(
+            check_json_object(br#"{"type":3}"#, Some("type")).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -32,9 +32,14 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Status::Pending, Status::Processed, Status::Ignored, Status::Failed]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        [
+            Status::Pending,
+            Status::Processed,
+            Status::Ignored,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 
@@ -264,11 +269,16 @@ impl<'r> FromRow<'r, AnyRow> for DeliveryRecord {
     }
 }
 
-const RECORD_COLUMNS: &str = "id, source, delivery_id, event, status, attempts, event_kind, outcome, \
+const RECORD_COLUMNS: &str =
+    "id, source, delivery_id, event, status, attempts, event_kind, outcome, \
      last_error, received_at, processed_at, lease_owner";
 
 /// Every delivery, oldest first (`status` narrows the list).
-pub async fn list(db: &Db, status: Option<Status>, limit: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+pub async fn list(
+    db: &Db,
+    status: Option<Status>,
+    limit: i64,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
     let rows = match status {
         Some(status) => {
             sqlx::query_as(&format!(
@@ -280,10 +290,12 @@ pub async fn list(db: &Db, status: Option<Status>, limit: i64) -> Result<Vec<Del
             .await?
         }
         None => {
-            sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"))
-                .bind(limit)
-                .fetch_all(db.pool())
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
         }
     };
     Ok(rows)

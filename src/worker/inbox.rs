@@ -130,9 +130,14 @@ impl InboxWorker {
             Finish::RetryAt { .. } => "retry",
         };
         match &finish {
-            Finish::Done { outcome, .. } => tracing::info!(outcome = %outcome, status, "delivery done"),
+            Finish::Done { outcome, .. } => {
+                tracing::info!(outcome = %outcome, status, "delivery done")
+            }
             Finish::Failed { error, .. } => tracing::warn!(error = %error, "delivery failed"),
-            Finish::RetryAt { error, next_attempt_ms } => {
+            Finish::RetryAt {
+                error,
+                next_attempt_ms,
+            } => {
                 tracing::warn!(error = %error, retry_in_ms = next_attempt_ms - now_ms(), "delivery will be retried");
             }
         }
@@ -142,7 +147,9 @@ impl InboxWorker {
             .inc();
         match deliveries::finish(&self.db, delivery.id, &self.owner, now_ms(), &finish).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("lease was lost before the outcome was recorded; another worker owns it"),
+            Ok(false) => tracing::warn!(
+                "lease was lost before the outcome was recorded; another worker owns it"
+            ),
             // The lease will expire and the delivery be processed again;
             // handlers are idempotent, so that is safe.
             Err(error) => tracing::error!(error = %error, "could not record the outcome"),
@@ -155,7 +162,10 @@ impl InboxWorker {
             return failed(None, format!("gave up after {} attempts", attempts - 1));
         }
         let Some(source) = self.sources.get(&delivery.source) else {
-            return failed(None, format!("source {:?} is no longer configured", delivery.source));
+            return failed(
+                None,
+                format!("source {:?} is no longer configured", delivery.source),
+            );
         };
         let payload = StoredPayload {
             kind: source.kind,
@@ -178,10 +188,12 @@ impl InboxWorker {
             Ok(Outcome::Processed(what)) => done(Status::Processed, event.kind(), what),
             Ok(Outcome::Ignored(why)) => done(Status::Ignored, event.kind(), why),
             Err(HandlerError::Permanent(error)) => failed(Some(event.kind()), format!("{error:#}")),
-            Err(HandlerError::Transient(error)) if attempts >= self.settings.max_attempts => failed(
-                Some(event.kind()),
-                format!("gave up after {attempts} attempts: {error:#}"),
-            ),
+            Err(HandlerError::Transient(error)) if attempts >= self.settings.max_attempts => {
+                failed(
+                    Some(event.kind()),
+                    format!("gave up after {attempts} attempts: {error:#}"),
+                )
+            }
             Err(HandlerError::Transient(error)) => Finish::RetryAt {
                 next_attempt_ms: now_ms() + duration_ms(backoff::delay(attempts)),
                 error: format!("{error:#}"),

@@ -59,7 +59,8 @@ async fn serve(config: &Path, port: u16, worker: bool) -> Child {
 
 async fn post_push(port: u16, delivery: &str) -> u16 {
     let body = fixture("github/push.json");
-    let mut request = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
+    let mut request =
+        reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
     for (name, value) in github_headers(GITHUB_SECRET, "push", delivery, &body) {
         request = request.header(name, value);
     }
@@ -71,7 +72,13 @@ async fn help_explains_every_subcommand() {
     let output = Command::new(BIN).arg("--help").output().await.unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    for word in ["serve", "migrate", "check-config", "--config", "PORTCALL_CONFIG"] {
+    for word in [
+        "serve",
+        "migrate",
+        "check-config",
+        "--config",
+        "PORTCALL_CONFIG",
+    ] {
         assert!(text.contains(word), "--help lacks {word}:\n{text}");
     }
 }
@@ -89,7 +96,10 @@ async fn check_config_accepts_the_shipped_configurations() {
                 ("REGISTRY_HOOK_TOKEN", "d"),
                 ("REGISTRY_USER", "e"),
                 ("REGISTRY_PASSWORD", "f"),
-                ("STANDARD_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                (
+                    "STANDARD_HOOK_SECRET",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
                 ("PORTCALL_ADMIN_TOKEN", "g"),
                 ("GITLAB_TOKEN", "h"),
                 ("GITHUB_APP_PRIVATE_KEY", "i"),
@@ -131,7 +141,11 @@ kind = "gitlab"
 "#,
     )
     .unwrap();
-    let output = portcall(&config).arg("check-config").output().await.unwrap();
+    let output = portcall(&config)
+        .arg("check-config")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let text = String::from_utf8(output.stderr).unwrap();
     for expected in [
@@ -144,7 +158,10 @@ kind = "gitlab"
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    assert!(!text.contains("hunter2"), "a literal secret was echoed:\n{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "a literal secret was echoed:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +170,11 @@ async fn migrate_creates_the_sqlite_database() {
     let db = dir.path().join("fresh.db");
     let config = write_config(dir.path(), &format!("sqlite://{}", db.display()), true, "");
     let output = portcall(&config).arg("migrate").output().await.unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(db.exists());
     // Running it again is a no-op.
     let again = portcall(&config).arg("migrate").output().await.unwrap();
@@ -175,10 +196,14 @@ async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
 
     let second = serve(&config, port, true).await;
     let settings = portcall::config::Settings::load(Some(&config)).unwrap();
-    let store = portcall::store::Db::connect(&settings.database).await.unwrap();
+    let store = portcall::store::Db::connect(&settings.database)
+        .await
+        .unwrap();
     let mut status = Status::Pending;
     for _ in 0..200 {
-        let rows = portcall::store::deliveries::list(&store, None, 10).await.unwrap();
+        let rows = portcall::store::deliveries::list(&store, None, 10)
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1);
         status = rows[0].status;
         if status != Status::Pending {
@@ -187,7 +212,11 @@ async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, Status::Processed);
-    assert_eq!(post_push(port, "before-crash").await, 200, "still known after restart");
+    assert_eq!(
+        post_push(port, "before-crash").await,
+        200,
+        "still known after restart"
+    );
     drop(second);
 }
 
@@ -201,7 +230,11 @@ async fn sigterm_stops_the_server_gracefully() {
     assert_eq!(post_push(port, "before-term").await, 202);
 
     let pid = child.id().unwrap().to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(kill.success());
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await

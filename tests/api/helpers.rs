@@ -34,7 +34,9 @@ pub const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const POSTGRES_ENV: &str = "PORTCALL_TEST_POSTGRES_URL";
 
 pub fn fixture(path: &str) -> Vec<u8> {
-    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path);
     std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
 }
 
@@ -80,16 +82,14 @@ impl TestDb {
             .execute(&mut conn)
             .await
             .expect("create a test database");
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
         Some(Self {
             url: format!("{base}/{name}"),
             _dir: tempfile::tempdir().unwrap(),
             postgres: Some((admin_url, name)),
         })
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
     }
 
     /// Runs a statement on the server's maintenance database (PostgreSQL).
@@ -106,14 +106,20 @@ impl TestDb {
     /// Drops a PostgreSQL test database; SQLite files go with the tempdir.
     pub async fn drop_database(&self) {
         if let Some((_, name)) = &self.postgres {
-            self.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            self.admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
         }
     }
 }
 
 /// Builds the test configuration: every source kind, secrets as `file:`
 /// references written into `dir`, plus `extra` TOML appended.
-pub fn write_config(dir: &std::path::Path, database_url: &str, worker_enabled: bool, extra: &str) -> PathBuf {
+pub fn write_config(
+    dir: &std::path::Path,
+    database_url: &str,
+    worker_enabled: bool,
+    extra: &str,
+) -> PathBuf {
     let secret = |name: &str, value: &str| {
         let path = dir.join(name);
         std::fs::write(&path, format!("{value}\n")).unwrap();
@@ -177,7 +183,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub store: Db,
-    pub config_dir: tempfile::TempDir,
+    /// Keeps the configuration and secret files alive.
+    _config_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -206,7 +213,12 @@ impl TestApp {
 
     pub async fn spawn_with(db: TestDb, options: Spawn) -> Self {
         let config_dir = tempfile::tempdir().unwrap();
-        let path = write_config(config_dir.path(), &db.url, options.worker, &options.extra_config);
+        let path = write_config(
+            config_dir.path(),
+            &db.url,
+            options.worker,
+            &options.extra_config,
+        );
         let settings = Settings::load(Some(&path)).expect("test configuration is valid");
         let path = path.clone();
         let store = Db::connect(&settings.database).await.unwrap();
@@ -230,7 +242,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             store,
-            config_dir,
+            _config_dir: config_dir,
             stop: Some(stop),
             task: Some(task),
         }
@@ -260,7 +272,15 @@ impl TestApp {
         let sources: HashMap<String, SourceInfo> = settings
             .sources
             .iter()
-            .map(|s| (s.name.clone(), SourceInfo { kind: s.kind, registry: s.registry.clone() }))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    SourceInfo {
+                        kind: s.kind,
+                        registry: s.registry.clone(),
+                    },
+                )
+            })
             .collect();
         InboxWorker::new(
             self.store.clone(),
@@ -290,8 +310,12 @@ impl TestApp {
     }
 
     pub async fn post_github(&self, event: &str, delivery: &str, body: &[u8]) -> reqwest::Response {
-        self.post_webhook("github", &github_headers(GITHUB_SECRET, event, delivery, body), body.to_vec())
-            .await
+        self.post_webhook(
+            "github",
+            &github_headers(GITHUB_SECRET, event, delivery, body),
+            body.to_vec(),
+        )
+        .await
     }
 
     pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
@@ -308,7 +332,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("deliveries still pending after 10 s: {:#?}", self.deliveries().await);
+        panic!(
+            "deliveries still pending after 10 s: {:#?}",
+            self.deliveries().await
+        );
     }
 }
 
@@ -321,10 +348,18 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+    )
 }
 
-pub fn github_headers(secret: &str, event: &str, delivery: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+pub fn github_headers(
+    secret: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     vec![
         ("X-Hub-Signature-256", github_signature(secret, body)),
         ("X-GitHub-Event", event.into()),
@@ -338,15 +373,35 @@ pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.trim_start_matches("whsec_"))
         .unwrap();
-    let mac = hmac_sha256(&key, &[id.as_bytes(), b".", timestamp.to_string().as_bytes(), b".", body]);
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac))
+    let mac = hmac_sha256(
+        &key,
+        &[
+            id.as_bytes(),
+            b".",
+            timestamp.to_string().as_bytes(),
+            b".",
+            body,
+        ],
+    );
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac)
+    )
 }
 
-pub fn standard_headers(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+pub fn standard_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     vec![
         ("webhook-id", id.into()),
         ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", standard_signature(secret, id, timestamp, body)),
+        (
+            "webhook-signature",
+            standard_signature(secret, id, timestamp, body),
+        ),
         ("Content-Type", "application/json".into()),
     ]
 }

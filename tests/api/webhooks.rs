@@ -15,7 +15,10 @@ async fn assert_refused(app: &TestApp, response: reqwest::Response, status: u16,
     assert_eq!(response.status().as_u16(), status);
     let body = json(response).await;
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(app.deliveries().await.is_empty(), "a refused request left a row");
+    assert!(
+        app.deliveries().await.is_empty(),
+        "a refused request left a row"
+    );
 }
 
 on_both_backends! {
@@ -307,7 +310,10 @@ async fn a_locked_sqlite_database_gives_503_and_nothing_is_stored_until_it_recov
     use sqlx::Connection as _;
     let app = TestApp::spawn(TestDb::sqlite().await).await;
     let mut locker = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE").execute(&mut locker).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
 
     let body = fixture("github/push.json");
     let response = app.post_github("push", "while-locked", &body).await;
@@ -325,14 +331,28 @@ async fn a_locked_sqlite_database_gives_503_and_nothing_is_stored_until_it_recov
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_gives_503_and_readyz_503_then_recovers() {
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
     let app = TestApp::spawn(db).await;
     let name = app.db.postgres_name().unwrap().to_owned();
     let body = fixture("github/push.json");
-    assert_eq!(app.post_github("push", "before", &body).await.status().as_u16(), 202);
+    assert_eq!(
+        app.post_github("push", "before", &body)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
 
-    app.db.admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    app.db.admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    app.db
+        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await;
+    app.db
+        .admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
 
     for i in 0..3 {
         let response = app.post_github("push", &format!("during-{i}"), &body).await;
@@ -341,11 +361,24 @@ async fn a_postgres_outage_gives_503_and_readyz_503_then_recovers() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
 
-    app.db.admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    app.db
+        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
-    assert_eq!(app.post_github("push", "during-0", &body).await.status().as_u16(), 202);
-    let ids: Vec<String> = app.deliveries().await.into_iter().map(|d| d.delivery_id).collect();
+    assert_eq!(
+        app.post_github("push", "during-0", &body)
+            .await
+            .status()
+            .as_u16(),
+        202
+    );
+    let ids: Vec<String> = app
+        .deliveries()
+        .await
+        .into_iter()
+        .map(|d| d.delivery_id)
+        .collect();
     assert_eq!(ids, ["before", "during-0"]);
     app.finish().await;
 }

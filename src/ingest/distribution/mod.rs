@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::hmac::any_token_matches;
+use super::{header, keep_headers, media_type, Headers, HookSecret, NewDelivery, Rejection};
 use crate::domain::DeliveryId;
-use super::{header, keep_headers, media_type, HookSecret, Headers, NewDelivery, Rejection};
 
 /// The media types a registry sends an envelope with.
 pub const ENVELOPE_MEDIA_TYPES: [&str; 3] = [
@@ -101,17 +101,25 @@ mod tests {
     use super::*;
     use crate::ingest::test_support::{secrets, TestHeaders};
 
-    const ENVELOPE: &[u8] = include_bytes!("../../../fixtures/distribution/envelope.push-batch.json");
+    const ENVELOPE: &[u8] =
+        include_bytes!("../../../fixtures/distribution/envelope.push-batch.json");
 
     fn headers(auth: &str) -> TestHeaders {
         TestHeaders(vec![
             ("authorization", auth.into()),
-            ("content-type", "application/vnd.docker.distribution.events.v1+json".into()),
+            (
+                "content-type",
+                "application/vnd.docker.distribution.events.v1+json".into(),
+            ),
         ])
     }
 
     fn run(auth: &str, body: &'static [u8]) -> Result<Vec<NewDelivery>, Rejection> {
-        verify(&secrets(&["reg-token"]), &headers(auth), Bytes::from_static(body))
+        verify(
+            &secrets(&["reg-token"]),
+            &headers(auth),
+            Bytes::from_static(body),
+        )
     }
 
     #[test]
@@ -136,7 +144,12 @@ mod tests {
         ));
         let none = TestHeaders(vec![]);
         assert_eq!(
-            verify(&secrets(&["reg-token"]), &none, Bytes::from_static(ENVELOPE)).unwrap_err(),
+            verify(
+                &secrets(&["reg-token"]),
+                &none,
+                Bytes::from_static(ENVELOPE)
+            )
+            .unwrap_err(),
             Rejection::MissingCredential("Authorization")
         );
     }
@@ -152,7 +165,10 @@ mod tests {
             b"not json",
         ] {
             assert!(
-                matches!(run("Bearer reg-token", bad), Err(Rejection::InvalidBody { .. })),
+                matches!(
+                    run("Bearer reg-token", bad),
+                    Err(Rejection::InvalidBody { .. })
+                ),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -147,20 +147,7 @@ fn from_json<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, ParseError> {
 /// `Unknown { what: "distribution {what}" }`. `what` may be the sender's
 /// action, so it is cut to printable ASCII of bounded length.
 fn unknown(what: &str) -> Event {
-    let what: String = what
-        .chars()
-        .take(100)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    Event::Unknown {
-        what: format!("distribution {what}"),
-    }
+    Event::unknown("distribution", what, None)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::hmac::any_hmac_sha256_matches;
 use super::{
-    check_json_object, delivery_id, event_name, header, keep_headers, media_type,
-    required_header, HookSecret, Headers, NewDelivery, ParseError, Rejection,
+    check_json_object, delivery_id, event_name, header, keep_headers, media_type, required_header,
+    Headers, HookSecret, NewDelivery, ParseError, Rejection,
 };
 
 const SIGNATURE: &str = "x-hub-signature-256";
@@ -113,15 +113,25 @@ mod tests {
         TestHeaders(vec![
             (
                 "x-hub-signature-256",
-                format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body]))),
+                format!(
+                    "sha256={}",
+                    hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+                ),
             ),
             ("x-github-event", "push".into()),
-            ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
+            (
+                "x-github-delivery",
+                "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+            ),
             ("content-type", "application/json".into()),
         ])
     }
 
-    fn run(secret_list: &[&str], headers: &TestHeaders, body: &'static [u8]) -> Result<NewDelivery, Rejection> {
+    fn run(
+        secret_list: &[&str],
+        headers: &TestHeaders,
+        body: &'static [u8],
+    ) -> Result<NewDelivery, Rejection> {
         verify(&secrets(secret_list), headers, Bytes::from_static(body))
     }
 
@@ -147,7 +157,10 @@ mod tests {
     fn a_signed_json_push_is_accepted_with_its_delivery_id() {
         let body = br#"{"ref":"refs/heads/main"}"#;
         let d = run(&[SECRET], &signed(body, SECRET), body).unwrap();
-        assert_eq!(d.delivery_id.as_str(), "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+        assert_eq!(
+            d.delivery_id.as_str(),
+            "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+        );
         assert_eq!(d.event, "push");
         assert!(d.headers.iter().all(|(n, _)| !n.contains("signature")));
     }
@@ -162,11 +175,17 @@ mod tests {
     #[test]
     fn the_sha1_header_alone_is_refused() {
         let h = TestHeaders(vec![
-            ("x-hub-signature", "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59".into()),
+            (
+                "x-hub-signature",
+                "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59".into(),
+            ),
             ("x-github-event", "push".into()),
             ("x-github-delivery", "d".into()),
         ]);
-        assert_eq!(run(&[SECRET], &h, b"{}").unwrap_err(), Rejection::LegacySignatureOnly);
+        assert_eq!(
+            run(&[SECRET], &h, b"{}").unwrap_err(),
+            Rejection::LegacySignatureOnly
+        );
         let none = TestHeaders(vec![("x-github-event", "push".into())]);
         assert_eq!(
             run(&[SECRET], &none, b"{}").unwrap_err(),
@@ -176,11 +195,19 @@ mod tests {
 
     #[test]
     fn malformed_signatures_are_refused_before_any_hmac() {
-        for bad in ["757107ea", "sha256=xyz", "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59", "sha256="] {
+        for bad in [
+            "757107ea",
+            "sha256=xyz",
+            "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59",
+            "sha256=",
+        ] {
             let mut h = signed(b"{}", SECRET);
             h.0[0].1 = bad.into();
             assert!(
-                matches!(run(&[SECRET], &h, b"{}"), Err(Rejection::MalformedCredential { .. })),
+                matches!(
+                    run(&[SECRET], &h, b"{}"),
+                    Err(Rejection::MalformedCredential { .. })
+                ),
                 "{bad}"
             );
         }
@@ -191,7 +218,10 @@ mod tests {
         for missing in ["x-github-event", "x-github-delivery"] {
             let mut h = signed(b"{}", SECRET);
             h.0.retain(|(n, _)| *n != missing);
-            assert_eq!(run(&[SECRET], &h, b"{}").unwrap_err(), Rejection::MissingHeader(missing));
+            assert_eq!(
+                run(&[SECRET], &h, b"{}").unwrap_err(),
+                Rejection::MissingHeader(missing)
+            );
         }
     }
 
@@ -207,7 +237,10 @@ mod tests {
         let no_payload = b"other=1";
         let mut h = signed(no_payload, SECRET);
         h.0[3].1 = "application/x-www-form-urlencoded".into();
-        assert!(matches!(run(&[SECRET], &h, no_payload), Err(Rejection::InvalidBody { .. })));
+        assert!(matches!(
+            run(&[SECRET], &h, no_payload),
+            Err(Rejection::InvalidBody { .. })
+        ));
     }
 
     #[test]

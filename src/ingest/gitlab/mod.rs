@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::hmac::any_token_matches;
 use super::{
-    check_json_object, delivery_id, event_name, header, keep_headers, media_type,
-    required_header, standard, HookSecret, Headers, NewDelivery, Rejection,
+    check_json_object, delivery_id, event_name, header, keep_headers, media_type, required_header,
+    standard, Headers, HookSecret, NewDelivery, Rejection,
 };
 
 const KEPT_HEADERS: &[&str] = &[
@@ -33,7 +33,9 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<NewDelivery, Rejection> {
     let signed_id = if standard::is_signed(headers) {
-        Some(standard::check_signature(secrets, headers, &body, now_unix)?)
+        Some(standard::check_signature(
+            secrets, headers, &body, now_unix,
+        )?)
     } else {
         let token = header(headers, "x-gitlab-token")?
             .ok_or(Rejection::MissingCredential("X-Gitlab-Token"))?;
@@ -43,7 +45,10 @@ pub fn verify(
         None
     };
 
-    let event = event_name(required_header(headers, "x-gitlab-event")?, "X-Gitlab-Event")?;
+    let event = event_name(
+        required_header(headers, "x-gitlab-event")?,
+        "X-Gitlab-Event",
+    )?;
     // Idempotency-Key stays the same across GitLab's own retries of one
     // delivery; the event UUID is the fallback for older GitLab versions.
     let delivery_id = if let Some(key) = header(headers, "idempotency-key")? {
@@ -58,7 +63,10 @@ pub fn verify(
         ));
     };
     let content_type = media_type(headers)?;
-    if content_type.as_deref().is_some_and(|ct| ct != "application/json") {
+    if content_type
+        .as_deref()
+        .is_some_and(|ct| ct != "application/json")
+    {
         return Err(Rejection::UnsupportedMediaType {
             expected: "application/json",
         });
@@ -92,13 +100,21 @@ mod tests {
         TestHeaders(vec![
             ("x-gitlab-token", token.into()),
             ("x-gitlab-event", "Push Hook".into()),
-            ("x-gitlab-event-uuid", "13792a34-cac6-4fda-95a8-c58e00a3954e".into()),
+            (
+                "x-gitlab-event-uuid",
+                "13792a34-cac6-4fda-95a8-c58e00a3954e".into(),
+            ),
             ("content-type", "application/json".into()),
         ])
     }
 
     fn run(h: &TestHeaders, secret_list: &[&str]) -> Result<NewDelivery, Rejection> {
-        verify(&secrets(secret_list), h, Bytes::from_static(BODY), 1_700_000_000)
+        verify(
+            &secrets(secret_list),
+            h,
+            Bytes::from_static(BODY),
+            1_700_000_000,
+        )
     }
 
     #[test]
@@ -128,9 +144,15 @@ mod tests {
             "13792a34-cac6-4fda-95a8-c58e00a3954e"
         );
         h.0.push(("idempotency-key", "f6b3a3b5-retry-stable".into()));
-        assert_eq!(run(&h, &[TOKEN]).unwrap().delivery_id.as_str(), "f6b3a3b5-retry-stable");
+        assert_eq!(
+            run(&h, &[TOKEN]).unwrap().delivery_id.as_str(),
+            "f6b3a3b5-retry-stable"
+        );
         h.0.retain(|(n, _)| !matches!(*n, "idempotency-key" | "x-gitlab-event-uuid"));
-        assert!(matches!(run(&h, &[TOKEN]), Err(Rejection::MissingHeader(_))));
+        assert!(matches!(
+            run(&h, &[TOKEN]),
+            Err(Rejection::MissingHeader(_))
+        ));
     }
 
     fn signed_headers(secret: &str, now: i64) -> TestHeaders {
@@ -143,7 +165,10 @@ mod tests {
             ("webhook-timestamp", now.to_string()),
             (
                 "webhook-signature",
-                format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac)),
+                format!(
+                    "v1,{}",
+                    base64::engine::general_purpose::STANDARD.encode(mac)
+                ),
             ),
             ("x-gitlab-event", "Push Hook".into()),
             ("content-type", "application/json".into()),

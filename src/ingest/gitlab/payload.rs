@@ -244,25 +244,7 @@ fn ref_name(name: &str) -> Result<String, ParseError> {
 /// sender, so they are cut to printable ASCII of bounded length before they
 /// reach the deliveries table and the logs.
 fn unknown(kind: &str, detail: Option<&str>) -> Event {
-    let mut what = format!("gitlab {}", printable(kind));
-    if let Some(detail) = detail {
-        what.push(' ');
-        what.push_str(&printable(detail));
-    }
-    Event::Unknown { what }
-}
-
-fn printable(s: &str) -> String {
-    s.chars()
-        .take(100)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    Event::unknown("gitlab", kind, detail)
 }
 
 #[cfg(test)]

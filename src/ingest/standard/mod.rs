@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::hmac::hmac_sha256;
 use super::{
-    check_json_object, delivery_id, header, keep_headers, HookSecret, Headers, NewDelivery,
+    check_json_object, delivery_id, header, keep_headers, Headers, HookSecret, NewDelivery,
     Rejection,
 };
 use crate::domain::DeliveryId;
@@ -21,7 +21,12 @@ use crate::domain::DeliveryId;
 /// defence against replaying an old signed request.
 pub const TOLERANCE_SECS: i64 = 5 * 60;
 
-const KEPT_HEADERS: &[&str] = &["webhook-id", "webhook-timestamp", "content-type", "user-agent"];
+const KEPT_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "content-type",
+    "user-agent",
+];
 
 /// Whether the request carries any of the scheme's headers: then it must be
 /// verified by this scheme and no other.
@@ -82,9 +87,9 @@ pub(crate) fn check_signature(
             secret.signing_key.expose_secret(),
             &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
         );
-        received
-            .iter()
-            .fold(found, |found, mac| found | bool::from(expected.ct_eq(mac.as_slice())))
+        received.iter().fold(found, |found, mac| {
+            found | bool::from(expected.ct_eq(mac.as_slice()))
+        })
     });
     if !matched {
         return Err(Rejection::SignatureMismatch("webhook-signature"));
@@ -139,7 +144,12 @@ mod tests {
     }
 
     fn check(signature: &str, now: i64) -> Result<DeliveryId, Rejection> {
-        check_signature(&secrets(&[SECRET]), &headers(signature), BODY.as_bytes(), now)
+        check_signature(
+            &secrets(&[SECRET]),
+            &headers(signature),
+            BODY.as_bytes(),
+            now,
+        )
     }
 
     #[test]
@@ -167,7 +177,10 @@ mod tests {
         assert!(check(SIGNATURE, TS + TOLERANCE_SECS).is_ok());
         assert!(check(SIGNATURE, TS - TOLERANCE_SECS).is_ok());
         for now in [TS + TOLERANCE_SECS + 1, TS - TOLERANCE_SECS - 1] {
-            assert_eq!(check(SIGNATURE, now), Err(Rejection::TimestampOutOfTolerance));
+            assert_eq!(
+                check(SIGNATURE, now),
+                Err(Rejection::TimestampOutOfTolerance)
+            );
         }
     }
 
@@ -197,10 +210,21 @@ mod tests {
         let key = base64::engine::general_purpose::STANDARD
             .decode(SECRET.trim_start_matches("whsec_"))
             .unwrap();
-        let mac = hmac_sha256(&key, &[ID.as_bytes(), b".", TS.to_string().as_bytes(), b".", body]);
-        let sig = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac));
-        let delivery =
-            verify(&secrets(&[SECRET]), &headers(&sig), Bytes::from_static(body), TS).unwrap();
+        let mac = hmac_sha256(
+            &key,
+            &[ID.as_bytes(), b".", TS.to_string().as_bytes(), b".", body],
+        );
+        let sig = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac)
+        );
+        let delivery = verify(
+            &secrets(&[SECRET]),
+            &headers(&sig),
+            Bytes::from_static(body),
+            TS,
+        )
+        .unwrap();
         assert_eq!(delivery.event, "build.completed");
     }
 }

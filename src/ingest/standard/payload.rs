@@ -42,21 +42,7 @@ pub fn parse(event_type: &str, body: &[u8]) -> Result<Event, ParseError> {
             "Standard Webhooks payload: type differs from the recorded event".into(),
         ));
     }
-    let kind: String = payload
-        .kind
-        .chars()
-        .take(100)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    Ok(Event::Unknown {
-        what: format!("standard {kind}"),
-    })
+    Ok(Event::unknown("standard", &payload.kind, None))
 }
 
 #[cfg(test)]
