@@ -61,7 +61,7 @@ run_wrk() {
 
 echo "payload: $(wc -c < "$BENCH_BODY") bytes; $CONNECTIONS connections; ${SECONDS_RUN}s per run; $(nproc) cores"
 
-RUST_LOG=warn target/release/portcall --config "$work/portcall.toml" serve &
+env RUST_LOG=warn ${BENCH_ENV:-} target/release/portcall --config "$work/portcall.toml" serve &
 pids+=($!)
 wait_for "http://127.0.0.1:$PORTCALL_PORT/healthz"
 durable=$(run_wrk "http://127.0.0.1:$PORTCALL_PORT")

@@ -52,6 +52,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// HTTP worker threads.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +136,7 @@ struct RawServer {
     client_timeout_secs: u64,
     max_connections: u64,
     shutdown_timeout_secs: u64,
+    workers: Option<u64>,
 }
 
 impl Default for RawServer {
@@ -145,6 +148,7 @@ impl Default for RawServer {
             client_timeout_secs: 10,
             max_connections: 25_000,
             shutdown_timeout_secs: 30,
+            workers: None,
         }
     }
 }
@@ -433,6 +437,9 @@ impl Settings {
         if raw.server.client_timeout_secs == 0 {
             p.add("server.client_timeout_secs", "must be greater than 0");
         }
+        if raw.server.workers == Some(0) {
+            p.add("server.workers", "must be at least 1");
+        }
         if raw.server.max_connections == 0 {
             p.add("server.max_connections", "must be greater than 0");
         }
@@ -443,6 +450,10 @@ impl Settings {
             client_timeout: Duration::from_secs(raw.server.client_timeout_secs),
             max_connections: usize::try_from(raw.server.max_connections).unwrap_or(usize::MAX),
             shutdown_timeout: Duration::from_secs(raw.server.shutdown_timeout_secs),
+            workers: raw
+                .server
+                .workers
+                .map_or_else(default_workers, |w| usize::try_from(w).unwrap_or(1)),
         };
 
         let url = raw.database.url.trim().to_owned();
@@ -553,6 +564,11 @@ impl Settings {
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.name == name)
     }
+}
+
+/// One HTTP worker per available core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Source names become URL path segments: keep them plain.

@@ -115,6 +115,7 @@ impl Application {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .client_request_timeout(server_settings.client_timeout)
                 .max_connections(server_settings.max_connections)
+                .workers(server_settings.workers)
                 .shutdown_timeout(server_settings.shutdown_timeout.as_secs())
                 // Signals are handled in `run_until_stopped`, which also stops the worker.
                 .disable_signals()

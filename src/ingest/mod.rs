@@ -354,35 +354,59 @@ pub(crate) fn keep_headers(
         .collect()
 }
 
-/// No provider nests its payloads anywhere near this deep; the worker's typed
-/// parsing (serde_json's recursion limit is 128) could not read deeper ones.
-const MAX_JSON_DEPTH: usize = 64;
+/// Any JSON value, checked and dropped without building anything. Unlike
+/// `serde::de::IgnoredAny` it goes through `deserialize_any`, so serde_json's
+/// recursion limit (128 levels) refuses absurdly nested bodies.
+struct AnyValue;
 
-/// The deepest nesting of arrays and objects in `json`, counted in one pass
-/// over the bytes (brackets inside strings do not count).
-fn nesting_depth(json: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+impl<'de> serde::Deserialize<'de> for AnyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AnyValueVisitor)
     }
-    max
+}
+
+struct AnyValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AnyValueVisitor {
+    type Value = AnyValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_unit<E>(self) -> Result<AnyValue, E> {
+        Ok(AnyValue)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+        while seq.next_element::<AnyValue>()?.is_some() {}
+        Ok(AnyValue)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
+        while map.next_entry::<AnyValue, AnyValue>()?.is_some() {}
+        Ok(AnyValue)
+    }
 }
 
 /// Checks that `json` is one JSON object, building nothing; if `field` is
@@ -391,7 +415,7 @@ pub(crate) fn check_json_object(
     json: &[u8],
     field: Option<&'static str>,
 ) -> Result<Option<String>, serde_json::Error> {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{Deserializer, MapAccess, Visitor};
 
     struct ObjectVisitor(Option<&'static str>);
 
@@ -408,19 +432,13 @@ pub(crate) fn check_json_object(
                 if found.is_none() && self.0 == Some(key.as_ref()) {
                     found = map.next_value::<Option<String>>().ok().flatten();
                 } else {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<AnyValue>()?;
                 }
             }
             Ok(found)
         }
     }
 
-    use serde::de::Error as _;
-    if nesting_depth(json) > MAX_JSON_DEPTH {
-        return Err(serde_json::Error::custom(format!(
-            "nested deeper than {MAX_JSON_DEPTH} levels"
-        )));
-    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let found = de.deserialize_map(ObjectVisitor(field))?;
     de.end()?;
@@ -481,9 +499,10 @@ mod tests {
     }
 
     #[test]
-    fn nesting_depth_ignores_brackets_in_strings() {
-        assert_eq!(nesting_depth(br#"{"a":"[[[{{","b":[{"c":"\"]"}]}"#), 3);
-        assert_eq!(nesting_depth(b"{}"), 1);
+    fn moderately_nested_json_and_brackets_in_strings_are_fine() {
+        let nested = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(check_json_object(nested.as_bytes(), None).is_ok());
+        assert!(check_json_object(br#"{"a":"[[[{{\"]"}"#, None).is_ok());
     }
 
     #[test]

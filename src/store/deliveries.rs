@@ -1,9 +1,11 @@
 //! The `deliveries` table: the durable inbox of verified webhooks.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::fmt::Write as _;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, FromRow, Row, Transaction};
+use sqlx::{Any, Executor, FromRow, Row};
 
 use super::{Backend, Db, StoreError};
 use crate::ingest::NewDelivery;
@@ -49,38 +51,93 @@ impl fmt::Display for Status {
     }
 }
 
-/// Inserts one delivery unless `(source, delivery_id)` is already stored.
-/// Returns whether a row was written: `false` means a duplicate.
-pub async fn insert(
-    tx: &mut Transaction<'_, Any>,
-    source: &str,
-    delivery: &NewDelivery,
+/// Most rows in one INSERT statement (7 parameters each, well under
+/// SQLite's and PostgreSQL's parameter limits).
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts deliveries, skipping any whose `(source, delivery_id)` is already
+/// stored, atomically: every row is committed, or none. Returns, for each
+/// row in order, whether it was written; `false` means a duplicate (also of
+/// an earlier row in `rows`).
+///
+/// Up to [`INSERT_CHUNK`] rows go in one autocommitted statement, which is
+/// atomic by itself: with SQLite every statement is a round trip to the
+/// connection's thread, and those round trips, not the disk, bound ingest.
+pub async fn insert_many(
+    db: &Db,
+    rows: &[(&str, &NewDelivery)],
     now_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    let headers = serde_json::to_string(
-        &delivery
-            .headers
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    )
-    .expect("a map of strings always serializes");
-    let result = sqlx::query(
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut written = HashSet::new();
+    if rows.len() <= INSERT_CHUNK {
+        written.extend(insert_chunk(db.pool(), rows, now_ms).await?);
+    } else {
+        let mut tx = db.pool().begin().await?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            written.extend(insert_chunk(&mut *tx, chunk, now_ms).await?);
+        }
+        tx.commit().await?;
+    }
+    // A key written by this call counts as new once: a repeat later in
+    // `rows` is a duplicate of it.
+    Ok(rows
+        .iter()
+        .map(|(source, delivery)| {
+            written.remove(&(
+                (*source).to_owned(),
+                delivery.delivery_id.as_str().to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// One multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` the keys of the
+/// rows actually written.
+async fn insert_chunk<'c>(
+    executor: impl Executor<'c, Database = Any>,
+    rows: &[(&str, &NewDelivery)],
+    now_ms: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut sql = String::from(
         "INSERT INTO deliveries \
-             (source, delivery_id, event, headers, content_type, body, received_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-         ON CONFLICT (source, delivery_id) DO NOTHING",
-    )
-    .bind(source)
-    .bind(delivery.delivery_id.as_str())
-    .bind(&delivery.event)
-    .bind(headers)
-    .bind(delivery.content_type.as_deref())
-    .bind(delivery.body.as_ref())
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
+         (source, delivery_id, event, headers, content_type, body, received_at, next_attempt_at) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let p = i * 7;
+        if i > 0 {
+            sql.push(',');
+        }
+        let _ = write!(
+            sql,
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 7
+        );
+    }
+    sql.push_str(" ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id");
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for (source, delivery) in rows {
+        query = query
+            .bind(*source)
+            .bind(delivery.delivery_id.as_str())
+            .bind(delivery.event.as_str())
+            .bind(headers_json(&delivery.headers))
+            .bind(delivery.content_type.as_deref())
+            .bind(delivery.body.as_ref())
+            .bind(now_ms);
+    }
+    query.fetch_all(executor).await
+}
+
+fn headers_json(headers: &[(&'static str, String)]) -> String {
+    let map: BTreeMap<&str, &str> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    serde_json::to_string(&map).expect("a map of strings always serializes")
 }
 
 /// A delivery claimed by a worker, with what is needed to process it.

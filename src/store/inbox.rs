@@ -68,7 +68,14 @@ impl InboxWriter {
 async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match commit_group(&db, &group).await {
+        let started = std::time::Instant::now();
+        let result = commit_group(&db, &group).await;
+        tracing::debug!(
+            requests = group.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "inbox group committed"
+        );
+        match result {
             Ok(results) => {
                 for (request, inserted) in group.drain(..).zip(results) {
                     let _ = request.reply.send(Ok(inserted));
@@ -98,16 +105,15 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
 }
 
 async fn commit_group(db: &Db, group: &[Request]) -> Result<Vec<Inserted>, sqlx::Error> {
-    let now = now_ms();
-    let mut tx = db.pool().begin().await?;
-    let mut results = Vec::with_capacity(group.len());
-    for request in group {
-        let mut inserted = Vec::with_capacity(request.deliveries.len());
-        for delivery in &request.deliveries {
-            inserted.push(deliveries::insert(&mut tx, &request.source, delivery, now).await?);
-        }
-        results.push(inserted);
-    }
-    tx.commit().await?;
-    Ok(results)
+    let rows: Vec<(&str, &NewDelivery)> = group
+        .iter()
+        .flat_map(|r| r.deliveries.iter().map(|d| (&*r.source, d)))
+        .collect();
+    let mut written = deliveries::insert_many(db, &rows, now_ms())
+        .await?
+        .into_iter();
+    Ok(group
+        .iter()
+        .map(|r| written.by_ref().take(r.deliveries.len()).collect())
+        .collect())
 }

@@ -76,6 +76,9 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // A failed query already tells us a connection is dead; a ping
+            // before every acquire would cost a round trip each time.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
