@@ -191,7 +191,7 @@ impl Default for RawWorker {
     fn default() -> Self {
         Self {
             enabled: true,
-            batch_size: 16,
+            batch_size: 64,
             lease_secs: 60,
             poll_interval_ms: 1000,
             max_attempts: 10,

@@ -148,6 +148,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
+        let checkpointer = self.db.spawn_checkpointer(shutdown.clone());
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let handle: ServerHandle = self.server.handle();
         let server = tokio::spawn(self.server);
@@ -162,6 +163,9 @@ impl Application {
         // The server's state (and with it the last writer handle) is gone:
         // the writer drains what is queued and ends.
         self.writer.await.context("inbox writer panicked")?;
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.await.context("checkpointer panicked")?;
+        }
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -8,7 +8,9 @@ CREATE TABLE deliveries (
     event            TEXT    NOT NULL,           -- the sender's event name
     headers          TEXT    NOT NULL,           -- JSON object of kept headers
     content_type     TEXT,
-    body             BYTEA   NOT NULL,           -- exactly as received
+    body             BYTEA   NOT NULL,           -- as received, encoded as body_encoding says
+    body_encoding    TEXT    NOT NULL DEFAULT 'identity'
+                     CHECK (body_encoding IN ('identity', 'lz4')),
     received_at      BIGINT  NOT NULL,
     status           TEXT    NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'processed', 'ignored', 'failed')),

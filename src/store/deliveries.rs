@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, FromRow, Row};
 
-use super::{Backend, Db, StoreError};
+use super::body::{self, StoredBody};
+use super::{placeholder, values_placeholders, Backend, Db, StoreError};
 use crate::ingest::NewDelivery;
 
 /// Where a delivery is in its life.
@@ -51,7 +52,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// Most rows in one INSERT statement (7 parameters each, well under
+/// Most rows in one INSERT statement (9 parameters each, well under
 /// SQLite's and PostgreSQL's parameter limits).
 const INSERT_CHUNK: usize = 500;
 
@@ -65,16 +66,16 @@ const INSERT_CHUNK: usize = 500;
 /// connection's thread, and those round trips, not the disk, bound ingest.
 pub async fn insert_many(
     db: &Db,
-    rows: &[(&str, &NewDelivery)],
+    rows: &[(&str, &NewDelivery, &StoredBody)],
     now_ms: i64,
 ) -> Result<Vec<bool>, sqlx::Error> {
     let mut written = HashSet::new();
     if rows.len() <= INSERT_CHUNK {
-        written.extend(insert_chunk(db.pool(), rows, now_ms).await?);
+        written.extend(insert_chunk(db.writer(), db.backend(), rows, now_ms).await?);
     } else {
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.writer().begin().await?;
         for chunk in rows.chunks(INSERT_CHUNK) {
-            written.extend(insert_chunk(&mut *tx, chunk, now_ms).await?);
+            written.extend(insert_chunk(&mut *tx, db.backend(), chunk, now_ms).await?);
         }
         tx.commit().await?;
     }
@@ -82,7 +83,7 @@ pub async fn insert_many(
     // `rows` is a duplicate of it.
     Ok(rows
         .iter()
-        .map(|(source, delivery)| {
+        .map(|(source, delivery, _)| {
             written.remove(&(
                 (*source).to_owned(),
                 delivery.delivery_id.as_str().to_owned(),
@@ -95,41 +96,28 @@ pub async fn insert_many(
 /// rows actually written.
 async fn insert_chunk<'c>(
     executor: impl Executor<'c, Database = Any>,
-    rows: &[(&str, &NewDelivery)],
+    backend: Backend,
+    rows: &[(&str, &NewDelivery, &StoredBody)],
     now_ms: i64,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let mut sql = String::from(
         "INSERT INTO deliveries \
-         (source, delivery_id, event, headers, content_type, body, received_at, next_attempt_at) VALUES ",
+         (source, delivery_id, event, headers, content_type, body, body_encoding, received_at, \
+          next_attempt_at) VALUES ",
     );
-    for i in 0..rows.len() {
-        let p = i * 7;
-        if i > 0 {
-            sql.push(',');
-        }
-        let _ = write!(
-            sql,
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7,
-            p + 7
-        );
-    }
+    sql.push_str(&values_placeholders(backend, 1, rows.len(), 9));
     sql.push_str(" ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id");
     let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-    for (source, delivery) in rows {
+    for (source, delivery, body) in rows {
         query = query
             .bind(*source)
             .bind(delivery.delivery_id.as_str())
             .bind(delivery.event.as_str())
             .bind(headers_json(&delivery.headers))
             .bind(delivery.content_type.as_deref())
-            .bind(delivery.body.as_ref())
+            .bind(body.bytes.as_ref())
+            .bind(body.encoding.as_str())
+            .bind(now_ms)
             .bind(now_ms);
     }
     query.fetch_all(executor).await
@@ -141,16 +129,34 @@ fn headers_json(headers: &[(&'static str, String)]) -> String {
 }
 
 /// A delivery claimed by a worker, with what is needed to process it.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: i64,
     pub source: String,
     pub delivery_id: String,
     pub event: String,
     pub content_type: Option<String>,
-    pub body: Vec<u8>,
+    /// The body exactly as received; `Err` if the stored copy cannot be
+    /// decoded (the worker records that as the delivery's failure).
+    pub body: Result<Vec<u8>, String>,
     /// Including this one.
     pub attempts: i64,
+}
+
+impl<'r> FromRow<'r, AnyRow> for Claimed {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        let encoding: String = row.try_get("body_encoding")?;
+        let stored: Vec<u8> = row.try_get("body")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            source: row.try_get("source")?,
+            delivery_id: row.try_get("delivery_id")?,
+            event: row.try_get("event")?,
+            content_type: row.try_get("content_type")?,
+            body: body::decode(&encoding, stored).map_err(|e| e.to_string()),
+            attempts: row.try_get("attempts")?,
+        })
+    }
 }
 
 /// Claims up to `limit` deliveries that are due and not leased by a live
@@ -175,17 +181,32 @@ pub async fn claim(
              WHERE status = 'pending' AND next_attempt_at <= $3 \
                AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
              ORDER BY next_attempt_at, id LIMIT $4 {lock}) \
-         RETURNING id, source, delivery_id, event, content_type, body, attempts"
+         RETURNING id"
     );
-    let mut claimed: Vec<Claimed> = sqlx::query_as(&sql)
+    let ids: Vec<i64> = sqlx::query_scalar(&sql)
         .bind(owner)
         .bind(lease_until_ms)
         .bind(now_ms)
         .bind(i64::from(limit))
-        .fetch_all(db.pool())
+        .fetch_all(db.writer())
         .await?;
-    claimed.sort_by_key(|c| c.id);
-    Ok(claimed)
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Bodies are read outside the write: on SQLite the single writer
+    // connection stays free for incoming webhooks meanwhile.
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, source, delivery_id, event, content_type, body, body_encoding, attempts \
+         FROM deliveries \
+         WHERE lease_owner = $1 AND id IN ({}) ORDER BY id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql).bind(owner);
+    for id in &ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(db.pool()).await?)
 }
 
 /// How processing a delivery ended.
@@ -216,56 +237,98 @@ pub async fn finish(
     now_ms: i64,
     finish: &Finish,
 ) -> Result<bool, StoreError> {
-    let query = match *finish {
-        Finish::Done {
-            status,
-            event_kind,
-            ref outcome,
-        } => sqlx::query(
-            "UPDATE deliveries SET status = $3, event_kind = $4, outcome = $5, last_error = NULL, \
-                 processed_at = $6, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(status.as_str())
-        .bind(event_kind)
-        .bind(outcome.as_str())
-        .bind(now_ms),
-        Finish::Failed {
-            event_kind,
-            ref error,
-        } => sqlx::query(
-            "UPDATE deliveries SET status = 'failed', event_kind = $3, last_error = $4, \
-                 processed_at = $5, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(event_kind)
-        .bind(error.as_str())
-        .bind(now_ms),
-        Finish::RetryAt {
-            next_attempt_ms,
-            ref error,
-        } => sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = $3, last_error = $4, \
+    Ok(finish_many(db, owner, now_ms, &[(id, finish.clone())]).await?[0])
+}
+
+/// Most outcomes recorded in one statement (7 parameters each).
+const FINISH_CHUNK: usize = 500;
+
+/// Records the outcomes of a batch in one statement (one round trip, one
+/// commit) per [`FINISH_CHUNK`]. Returns, per outcome, whether `owner` still
+/// held the lease.
+pub async fn finish_many(
+    db: &Db,
+    owner: &str,
+    now_ms: i64,
+    outcomes: &[(i64, Finish)],
+) -> Result<Vec<bool>, StoreError> {
+    let mut updated = HashSet::new();
+    for chunk in outcomes.chunks(FINISH_CHUNK) {
+        // `UPDATE … FROM (VALUES …)`: VALUES columns are named column1… on
+        // both SQLite and PostgreSQL. NULL means "leave as it is" for the
+        // event kind and the next attempt time.
+        let mut sql = String::from(
+            "UPDATE deliveries SET status = v.column2, \
+                 event_kind = COALESCE(v.column3, deliveries.event_kind), \
+                 outcome = v.column4, last_error = v.column5, processed_at = v.column6, \
+                 next_attempt_at = COALESCE(v.column7, deliveries.next_attempt_at), \
                  lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(next_attempt_ms)
-        .bind(error.as_str()),
-    };
-    let done = query.execute(db.pool()).await?;
-    Ok(done.rows_affected() == 1)
+             FROM (VALUES ",
+        );
+        sql.push_str(&values_placeholders(db.backend(), 1, chunk.len(), 7));
+        let _ = write!(
+            sql,
+            ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = {} \
+             RETURNING deliveries.id",
+            placeholder(db.backend(), chunk.len() * 7 + 1)
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for (id, finish) in chunk {
+            let (status, kind, outcome, error, processed_at, next_attempt) = match finish {
+                Finish::Done {
+                    status,
+                    event_kind,
+                    outcome,
+                } => (
+                    *status,
+                    *event_kind,
+                    Some(outcome.as_str()),
+                    None,
+                    Some(now_ms),
+                    None,
+                ),
+                Finish::Failed { event_kind, error } => (
+                    Status::Failed,
+                    *event_kind,
+                    None,
+                    Some(error.as_str()),
+                    Some(now_ms),
+                    None,
+                ),
+                Finish::RetryAt {
+                    next_attempt_ms,
+                    error,
+                } => (
+                    Status::Pending,
+                    None,
+                    None,
+                    Some(error.as_str()),
+                    None,
+                    Some(*next_attempt_ms),
+                ),
+            };
+            query = query
+                .bind(*id)
+                .bind(status.as_str())
+                .bind(kind)
+                .bind(outcome)
+                .bind(error)
+                .bind(processed_at)
+                .bind(next_attempt);
+        }
+        updated.extend(query.bind(owner).fetch_all(db.writer()).await?);
+    }
+    Ok(outcomes
+        .iter()
+        .map(|(id, _)| updated.contains(id))
+        .collect())
 }
 
 /// Gives back every lease `owner` still holds, without counting the attempt:
 /// used at shutdown for claimed deliveries that were not started.
 pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<u64, StoreError> {
     let mut released = 0;
+    let mut tx = db.writer().begin().await?;
     for id in ids {
         released += sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1 \
@@ -273,10 +336,11 @@ pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<u64, StoreErro
         )
         .bind(id)
         .bind(owner)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
     }
+    tx.commit().await?;
     Ok(released)
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::body::{self, StoredBody};
 use super::{deliveries, now_ms, Db, StoreError};
 use crate::ingest::NewDelivery;
 
@@ -28,6 +29,7 @@ pub type Inserted = Vec<bool>;
 struct Request {
     source: Arc<str>,
     deliveries: Vec<NewDelivery>,
+    bodies: Vec<StoredBody>,
     reply: oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
 }
 
@@ -52,11 +54,15 @@ impl InboxWriter {
         source: Arc<str>,
         deliveries: Vec<NewDelivery>,
     ) -> Result<Inserted, Arc<StoreError>> {
+        // Encoded here, in the caller's task, so the work is spread over the
+        // request handlers instead of queueing in the single writer.
+        let bodies = deliveries.iter().map(|d| body::encode(&d.body)).collect();
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Request {
                 source,
                 deliveries,
+                bodies,
                 reply,
             })
             .await
@@ -105,9 +111,14 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
 }
 
 async fn commit_group(db: &Db, group: &[Request]) -> Result<Vec<Inserted>, sqlx::Error> {
-    let rows: Vec<(&str, &NewDelivery)> = group
+    let rows: Vec<(&str, &NewDelivery, &StoredBody)> = group
         .iter()
-        .flat_map(|r| r.deliveries.iter().map(|d| (&*r.source, d)))
+        .flat_map(|r| {
+            r.deliveries
+                .iter()
+                .zip(&r.bodies)
+                .map(|(d, b)| (&*r.source, d, b))
+        })
         .collect();
     let mut written = deliveries::insert_many(db, &rows, now_ms())
         .await?

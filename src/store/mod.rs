@@ -3,6 +3,7 @@
 //! SQLite too); the few dialect differences are confined to
 //! [`Backend`]-matching functions. Times are Unix milliseconds.
 
+pub mod body;
 pub mod deliveries;
 pub mod inbox;
 
@@ -12,8 +13,13 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
+
+/// How often the SQLite write-ahead log is checkpointed.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -49,12 +55,22 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("the inbox writer has stopped")]
     WriterGone,
+    #[error(transparent)]
+    Body(#[from] body::BodyError),
 }
 
-/// A connection pool and the backend it talks to.
+/// Connection pools and the backend they talk to.
+///
+/// SQLite allows one writer at a time, and a second writer waits in a
+/// sleeping busy handler: two connections competing for the lock (the inbox
+/// writer and the worker) make each other slow. So on SQLite every write
+/// goes through a single-connection pool, which queues writers fairly and
+/// without sleeping, while reads use the shared pool beside it (WAL).
+/// On PostgreSQL both are the same pool.
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -72,9 +88,33 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = Self::pool_options(backend, settings, settings.max_connections, "")
+            .connect_lazy_with(options.clone());
+        let writer = match backend {
+            // Checkpoints move to a background task (see `spawn_checkpointer`)
+            // so the writer's commits do not pay for them.
+            Backend::Sqlite => {
+                Self::pool_options(backend, settings, 1, "PRAGMA wal_autocheckpoint = 0;")
+                    .connect_lazy_with(options)
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    fn pool_options(
+        backend: Backend,
+        settings: &DatabaseSettings,
+        max_connections: u32,
+        extra_pragmas: &'static str,
+    ) -> AnyPoolOptions {
         let busy_ms = settings.acquire_timeout.as_millis();
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
+        AnyPoolOptions::new()
+            .max_connections(max_connections)
             .acquire_timeout(settings.acquire_timeout)
             // A failed query already tells us a connection is dead; a ping
             // before every acquire would cost a round trip each time.
@@ -87,7 +127,8 @@ impl Db {
                         conn.execute(
                             format!(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                                 PRAGMA journal_size_limit = 67108864; {extra_pragmas}"
                             )
                             .as_str(),
                         )
@@ -96,8 +137,6 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_lazy_with(options);
-        Ok(Self { pool, backend })
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock
@@ -107,8 +146,39 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
+    }
+
+    /// On SQLite, starts the task that copies the write-ahead log into the
+    /// database file, every [`CHECKPOINT_INTERVAL`], until `shutdown`.
+    /// A passive checkpoint runs beside the writer instead of inside one of
+    /// its commits, on the other core. PostgreSQL needs nothing of the kind.
+    pub fn spawn_checkpointer(&self, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let pool = self.pool.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %error, "WAL checkpoint failed; will retry");
+                }
+            }
+            // Leave a short log behind for the next start.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool)
+                .await;
+        }))
     }
 
     /// Whether the database answers a trivial query.
@@ -121,12 +191,52 @@ impl Db {
         self.backend
     }
 
+    /// The pool for reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// The pool for writes (a single connection on SQLite).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Placeholders for a multi-row statement: `rows` tuples of `columns`
+/// values, numbered from `first`. SQLite gets anonymous `?` (bound in
+/// order): with numbered ones SQLite looks each name up in a list, which is
+/// quadratic in the hundreds of parameters a multi-row statement binds.
+pub(crate) fn values_placeholders(
+    backend: Backend,
+    first: usize,
+    rows: usize,
+    columns: usize,
+) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholder(backend, first + row * columns + column));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// The placeholder for parameter `n` (1-based) in a statement whose
+/// parameters all appear in binding order.
+pub(crate) fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
     }
 }
 

@@ -105,13 +105,29 @@ impl InboxWorker {
         )
         .await?;
         let count = claimed.len();
+        let mut outcomes = Vec::with_capacity(count);
         for (i, delivery) in claimed.iter().enumerate() {
             if shutdown.is_cancelled() {
                 let rest: Vec<i64> = claimed[i..].iter().map(|d| d.id).collect();
                 deliveries::release(&self.db, &self.owner, &rest).await?;
                 break;
             }
-            self.process(delivery).await;
+            outcomes.push((delivery.id, self.process(delivery).await));
+        }
+        // One commit for the whole batch. Should it fail, or this process die
+        // first, the leases expire and the batch is processed again; handlers
+        // are idempotent, so that is safe.
+        if !outcomes.is_empty() {
+            let recorded =
+                deliveries::finish_many(&self.db, &self.owner, now_ms(), &outcomes).await?;
+            for ((id, _), recorded) in outcomes.iter().zip(recorded) {
+                if !recorded {
+                    tracing::warn!(
+                        delivery.row = id,
+                        "lease was lost before the outcome was recorded; another worker owns it"
+                    );
+                }
+            }
         }
         if count > 0 {
             if let Ok(pending) = deliveries::count_pending(&self.db).await {
@@ -122,7 +138,7 @@ impl InboxWorker {
     }
 
     #[tracing::instrument(skip_all, fields(delivery.row = delivery.id, delivery.id = %delivery.delivery_id, source.name = %delivery.source, event.kind))]
-    async fn process(&self, delivery: &Claimed) {
+    async fn process(&self, delivery: &Claimed) -> Finish {
         let finish = self.outcome(delivery).await;
         let status = match &finish {
             Finish::Done { status, .. } => status.as_str(),
@@ -145,15 +161,7 @@ impl InboxWorker {
             .inbox_processed
             .with_label_values(&[&delivery.source, status])
             .inc();
-        match deliveries::finish(&self.db, delivery.id, &self.owner, now_ms(), &finish).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "lease was lost before the outcome was recorded; another worker owns it"
-            ),
-            // The lease will expire and the delivery be processed again;
-            // handlers are idempotent, so that is safe.
-            Err(error) => tracing::error!(error = %error, "could not record the outcome"),
-        }
+        finish
     }
 
     async fn outcome(&self, delivery: &Claimed) -> Finish {
@@ -167,11 +175,15 @@ impl InboxWorker {
                 format!("source {:?} is no longer configured", delivery.source),
             );
         };
+        let body = match &delivery.body {
+            Ok(body) => body,
+            Err(error) => return failed(None, format!("cannot read the stored body: {error}")),
+        };
         let payload = StoredPayload {
             kind: source.kind,
             event: &delivery.event,
             content_type: delivery.content_type.as_deref(),
-            body: &delivery.body,
+            body,
             registry: source.registry.as_deref(),
         };
         let event = match ingest::parse(&payload) {
