@@ -35,16 +35,20 @@ printf '%s\n' "$secret" > "$work/secret"
 export BENCH_BODY="$PWD/fixtures/github/push.json"
 export BENCH_SIGNATURE="sha256=$(python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$secret" "$BENCH_BODY")"
 
-cat > "$work/portcall.toml" <<TOML
+write_config() {  # $1: worker enabled (true|false), $2: database file
+    cat > "$work/portcall.toml" <<TOML
 [server]
 listen = "127.0.0.1:$PORTCALL_PORT"
 [database]
-url = "sqlite://$work/bench.db"
+url = "sqlite://$2"
+[worker]
+enabled = $1
 [[sources]]
 name = "github"
 kind = "github"
 secrets = ["file:$work/secret"]
 TOML
+}
 
 wait_for() {
     for _ in $(seq 1 100); do
@@ -59,22 +63,41 @@ run_wrk() {
     wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_RUN}s" --latency -s scripts/bench/github-push.lua "$1" | grep '^RESULT'
 }
 
+count_rows() {
+    python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from deliveries").fetchone()[0])' "$1"
+}
+
+# One durable run: $1 = worker enabled. Sets RESULT to the wrk RESULT line
+# plus the rows found in the database afterwards.
+durable_run() {
+    local db="$work/bench-$1.db"
+    write_config "$1" "$db"
+    RUST_LOG=warn target/release/portcall --config "$work/portcall.toml" serve >/dev/null &
+    local pid=$!
+    pids+=("$pid")
+    wait_for "http://127.0.0.1:$PORTCALL_PORT/healthz"
+    local result
+    result=$(run_wrk "http://127.0.0.1:$PORTCALL_PORT")
+    kill -TERM "$pid"; wait "$pid" || true
+    RESULT="$result stored=$(count_rows "$db")"
+}
+
 echo "payload: $(wc -c < "$BENCH_BODY") bytes; $CONNECTIONS connections; ${SECONDS_RUN}s per run; $(nproc) cores"
+durable_run false; ingest_only=$RESULT
+durable_run true; with_worker=$RESULT
 
-env RUST_LOG=warn ${BENCH_ENV:-} target/release/portcall --config "$work/portcall.toml" serve &
-pids+=($!)
-wait_for "http://127.0.0.1:$PORTCALL_PORT/healthz"
-durable=$(run_wrk "http://127.0.0.1:$PORTCALL_PORT")
-stored=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from deliveries").fetchone()[0])' "$work/bench.db")
-kill -TERM "${pids[0]}"; wait "${pids[0]}" || true
-
-target/release/examples/verify_only "127.0.0.1:$CEILING_PORT" "$secret" &
+target/release/examples/verify_only "127.0.0.1:$CEILING_PORT" "$secret" >/dev/null &
 pids+=($!)
 wait_for "http://127.0.0.1:$CEILING_PORT/"
 ceiling=$(run_wrk "http://127.0.0.1:$CEILING_PORT")
 
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+report() {
+    echo "$1 $(field "$2" rps) deliveries/s, p50 $(field "$2" p50_ms) ms, p99 $(field "$2" p99_ms) ms, failed $(field "$2" failed), rows stored $(field "$2" stored) (wrk counted $(field "$2" requests) answers)"
+}
 echo
-echo "portcall (verify + durable SQLite commit): $(field "$durable" rps) deliveries/s, p50 $(field "$durable" p50_ms) ms, p99 $(field "$durable" p99_ms) ms, failed $(field "$durable" failed), rows stored $stored of $(field "$durable" requests) requests"
-echo "ceiling  (verify HMAC only, 202):         $(field "$ceiling" rps) requests/s, p50 $(field "$ceiling" p50_ms) ms, p99 $(field "$ceiling" p99_ms) ms"
-python3 -c 'import sys; d,c=float(sys.argv[1]),float(sys.argv[2]); print(f"durable / ceiling = {d/c:.0%}")' "$(field "$durable" rps)" "$(field "$ceiling" rps)"
+report "portcall, ingest only (verify + durable SQLite commit):" "$ingest_only"
+report "portcall, worker processing alongside:                 " "$with_worker"
+echo "ceiling, verify HMAC only and answer 202:                $(field "$ceiling" rps) requests/s, p50 $(field "$ceiling" p50_ms) ms, p99 $(field "$ceiling" p99_ms) ms"
+python3 -c 'import sys; d,w,c=map(float,sys.argv[1:]); print(f"durable / ceiling = {d/c:.0%} (ingest only), {w/c:.0%} (with the worker)")' \
+    "$(field "$ingest_only" rps)" "$(field "$with_worker" rps)" "$(field "$ceiling" rps)"
