@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use portcall::telemetry::Metrics;
 use portcall::worker::inbox::SourceInfo;
-use portcall::worker::{InboxWorker, Recorder};
+use portcall::worker::{EventHandler, InboxWorker, Recorder};
 use tokio::sync::{oneshot, Notify};
 
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
@@ -268,6 +268,11 @@ impl TestApp {
     /// A worker over this app's database and sources, driven by the test
     /// one round at a time with `run_once`.
     pub fn manual_worker(&self) -> InboxWorker {
+        self.manual_worker_with(Arc::new(Recorder))
+    }
+
+    /// [`Self::manual_worker`] with a handler of the test's choosing.
+    pub fn manual_worker_with(&self, handler: Arc<dyn EventHandler>) -> InboxWorker {
         let settings = Settings::load(Some(&self.settings_path)).unwrap();
         let sources: HashMap<String, SourceInfo> = settings
             .sources
@@ -285,7 +290,7 @@ impl TestApp {
         InboxWorker::new(
             self.store.clone(),
             sources,
-            Arc::new(Recorder),
+            handler,
             settings.worker,
             Metrics::new(),
             Arc::new(Notify::new()),

@@ -1,7 +1,13 @@
 //! The inbox worker: deliveries are parsed and their outcome recorded;
 //! a delivery claimed by a worker that died is processed after its lease.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use portcall::domain::Event;
+use portcall::worker::{DeliveryContext, EventHandler, HandlerError, Outcome};
 
 use portcall::store::deliveries::{self, Status};
 use portcall::store::now_ms;
@@ -94,6 +100,112 @@ on_both_backends! {
         assert_eq!(worker.run_once(&stopped).await.unwrap(), 3);
         let rows = app.deliveries().await;
         assert!(rows.iter().all(|r| r.status == Status::Pending && r.lease_owner.is_none() && r.attempts == 0), "{rows:?}");
+        app.finish().await;
+    }
+}
+
+/// A handler that fails in a chosen way for its first `failures` calls.
+struct Failing {
+    failures: u32,
+    permanent: bool,
+    calls: AtomicU32,
+}
+
+impl Failing {
+    fn new(failures: u32, permanent: bool) -> Arc<Self> {
+        Arc::new(Self {
+            failures,
+            permanent,
+            calls: AtomicU32::new(0),
+        })
+    }
+}
+
+impl EventHandler for Failing {
+    fn handle<'a>(
+        &'a self,
+        _: DeliveryContext<'a>,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            if call > self.failures {
+                Ok(Outcome::Processed(format!("handled {}", event.kind())))
+            } else if self.permanent {
+                Err(HandlerError::Permanent(anyhow::anyhow!(
+                    "repository was deleted"
+                )))
+            } else {
+                Err(HandlerError::Transient(anyhow::anyhow!(
+                    "provider answered 503 (call {call})"
+                )))
+            }
+        })
+    }
+}
+
+/// Makes every pending delivery due now, as if its backoff had passed.
+async fn make_due(app: &TestApp) {
+    sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
+        .execute(app.store.writer())
+        .await
+        .unwrap();
+}
+
+on_both_backends! {
+    async fn a_transient_failure_is_retried_after_a_backoff_and_then_succeeds(db: TestDb) {
+        let app = TestApp::spawn_with(db, Spawn { worker: false, ..Spawn::default() }).await;
+        app.post_github("push", "flaky", &fixture("github/push.json")).await;
+        let worker = app.manual_worker_with(Failing::new(1, false));
+        let running = CancellationToken::new();
+
+        let before = now_ms();
+        assert_eq!(worker.run_once(&running).await.unwrap(), 1);
+        let row = &app.deliveries().await[0];
+        assert_eq!(row.status, Status::Pending);
+        assert!(row.last_error.as_deref().unwrap().contains("503"), "{row:?}");
+        // Not due again before the backoff (at least half a second).
+        assert_eq!(worker.run_once(&running).await.unwrap(), 0);
+        let next: i64 = sqlx::query_scalar("SELECT next_attempt_at FROM deliveries").fetch_one(app.store.pool()).await.unwrap();
+        assert!(next >= before + 500 && next <= now_ms() + 1000, "next attempt in {} ms", next - before);
+
+        make_due(&app).await;
+        assert_eq!(worker.run_once(&running).await.unwrap(), 1);
+        let row = &app.deliveries().await[0];
+        assert_eq!((row.status, row.attempts, row.last_error.as_deref()), (Status::Processed, 2, None));
+        app.finish().await;
+    }
+
+    async fn a_permanent_failure_is_not_retried(db: TestDb) {
+        let app = TestApp::spawn_with(db, Spawn { worker: false, ..Spawn::default() }).await;
+        app.post_github("push", "doomed", &fixture("github/push.json")).await;
+        let handler = Failing::new(u32::MAX, true);
+        let worker = app.manual_worker_with(handler.clone());
+        worker.run_once(&CancellationToken::new()).await.unwrap();
+        make_due(&app).await;
+        assert_eq!(worker.run_once(&CancellationToken::new()).await.unwrap(), 0);
+        let row = &app.deliveries().await[0];
+        assert_eq!(row.status, Status::Failed);
+        assert_eq!(row.event_kind.as_deref(), Some("push"));
+        assert!(row.last_error.as_deref().unwrap().contains("deleted"), "{row:?}");
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
+        app.finish().await;
+    }
+
+    async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts(db: TestDb) {
+        // The test configuration allows 3 attempts.
+        let app = TestApp::spawn_with(db, Spawn { worker: false, ..Spawn::default() }).await;
+        app.post_github("push", "hopeless", &fixture("github/push.json")).await;
+        let handler = Failing::new(u32::MAX, false);
+        let worker = app.manual_worker_with(handler.clone());
+        for _ in 0..5 {
+            worker.run_once(&CancellationToken::new()).await.unwrap();
+            make_due(&app).await;
+        }
+        let row = &app.deliveries().await[0];
+        assert_eq!((row.status, row.attempts), (Status::Failed, 3));
+        assert!(row.last_error.as_deref().unwrap().starts_with("gave up after 3 attempts"), "{row:?}");
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 3);
         app.finish().await;
     }
 }
