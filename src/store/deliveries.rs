@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fmt::Write as _;
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, FromRow, Row};
+use sqlx::query::QueryAs;
+use sqlx::{Encode, FromRow, Type};
 
 use super::body::{self, StoredBody};
-use super::{placeholder, values_placeholders, Backend, Db, StoreError};
+use super::{placeholder, values_placeholders, with_pool, Backend, Db, StoreError};
 use crate::ingest::NewDelivery;
 
 /// Where a delivery is in its life.
@@ -69,16 +69,27 @@ pub async fn insert_many(
     rows: &[(&str, &NewDelivery, &StoredBody)],
     now_ms: i64,
 ) -> Result<Vec<bool>, sqlx::Error> {
-    let mut written = HashSet::new();
-    if rows.len() <= INSERT_CHUNK {
-        written.extend(insert_chunk(db.writer(), db.backend(), rows, now_ms).await?);
-    } else {
-        let mut tx = db.writer().begin().await?;
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            written.extend(insert_chunk(&mut *tx, db.backend(), chunk, now_ms).await?);
+    let backend = db.backend();
+    let headers: Vec<String> = rows
+        .iter()
+        .map(|(_, d, _)| headers_json(&d.headers))
+        .collect();
+    let mut written: HashSet<(String, String)> = HashSet::new();
+    with_pool!(db.writer(), |pool| {
+        if rows.len() <= INSERT_CHUNK {
+            let sql = insert_sql(backend, rows.len());
+            let query = bind_insert(sqlx::query_as(&sql), rows, &headers, now_ms);
+            written.extend(query.fetch_all(pool).await?);
+        } else {
+            let mut tx = pool.begin().await?;
+            for (chunk, headers) in rows.chunks(INSERT_CHUNK).zip(headers.chunks(INSERT_CHUNK)) {
+                let sql = insert_sql(backend, chunk.len());
+                let query = bind_insert(sqlx::query_as(&sql), chunk, headers, now_ms);
+                written.extend(query.fetch_all(&mut *tx).await?);
+            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
-    }
+    });
     // A key written by this call counts as new once: a repeat later in
     // `rows` is a duplicate of it.
     Ok(rows
@@ -92,35 +103,45 @@ pub async fn insert_many(
         .collect())
 }
 
-/// One multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` the keys of the
+/// A multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` the keys of the
 /// rows actually written.
-async fn insert_chunk<'c>(
-    executor: impl Executor<'c, Database = Any>,
-    backend: Backend,
-    rows: &[(&str, &NewDelivery, &StoredBody)],
-    now_ms: i64,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let mut sql = String::from(
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    format!(
         "INSERT INTO deliveries \
          (source, delivery_id, event, headers, content_type, body, body_encoding, received_at, \
-          next_attempt_at) VALUES ",
-    );
-    sql.push_str(&values_placeholders(backend, 1, rows.len(), 9));
-    sql.push_str(" ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id");
-    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-    for (source, delivery, body) in rows {
+          next_attempt_at) VALUES {} \
+         ON CONFLICT (source, delivery_id) DO NOTHING RETURNING source, delivery_id",
+        values_placeholders(backend, 1, rows, 9)
+    )
+}
+
+/// Binds [`insert_sql`]'s parameters; generic so both drivers share it.
+fn bind_insert<'q, DB, O>(
+    mut query: QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
+    rows: &'q [(&str, &NewDelivery, &StoredBody)],
+    headers: &'q [String],
+    now_ms: i64,
+) -> QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    for ((source, delivery, body), headers) in rows.iter().zip(headers) {
         query = query
             .bind(*source)
             .bind(delivery.delivery_id.as_str())
             .bind(delivery.event.as_str())
-            .bind(headers_json(&delivery.headers))
+            .bind(headers.as_str())
             .bind(delivery.content_type.as_deref())
             .bind(body.bytes.as_ref())
             .bind(body.encoding.as_str())
             .bind(now_ms)
             .bind(now_ms);
     }
-    query.fetch_all(executor).await
+    query
 }
 
 fn headers_json(headers: &[(&'static str, String)]) -> String {
@@ -143,19 +164,29 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-impl<'r> FromRow<'r, AnyRow> for Claimed {
-    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let encoding: String = row.try_get("body_encoding")?;
-        let stored: Vec<u8> = row.try_get("body")?;
-        Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get("source")?,
-            delivery_id: row.try_get("delivery_id")?,
-            event: row.try_get("event")?,
-            content_type: row.try_get("content_type")?,
-            body: body::decode(&encoding, stored).map_err(|e| e.to_string()),
-            attempts: row.try_get("attempts")?,
-        })
+#[derive(FromRow)]
+struct ClaimedRow {
+    id: i64,
+    source: String,
+    delivery_id: String,
+    event: String,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    body_encoding: String,
+    attempts: i64,
+}
+
+impl From<ClaimedRow> for Claimed {
+    fn from(row: ClaimedRow) -> Self {
+        Self {
+            id: row.id,
+            source: row.source,
+            delivery_id: row.delivery_id,
+            event: row.event,
+            content_type: row.content_type,
+            body: body::decode(&row.body_encoding, row.body).map_err(|e| e.to_string()),
+            attempts: row.attempts,
+        }
     }
 }
 
@@ -183,13 +214,15 @@ pub async fn claim(
              ORDER BY next_attempt_at, id LIMIT $4 {lock}) \
          RETURNING id"
     );
-    let ids: Vec<i64> = sqlx::query_scalar(&sql)
-        .bind(owner)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(db.writer())
-        .await?;
+    let ids: Vec<i64> = with_pool!(db.writer(), |pool| {
+        sqlx::query_scalar(&sql)
+            .bind(owner)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+    });
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -202,11 +235,14 @@ pub async fn claim(
          WHERE lease_owner = $1 AND id IN ({}) ORDER BY id",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as(&sql).bind(owner);
-    for id in &ids {
-        query = query.bind(*id);
-    }
-    Ok(query.fetch_all(db.pool()).await?)
+    let rows: Vec<ClaimedRow> = with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql).bind(owner);
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().map(Claimed::from).collect())
 }
 
 /// How processing a delivery ended.
@@ -272,51 +308,68 @@ pub async fn finish_many(
              RETURNING deliveries.id",
             placeholder(db.backend(), chunk.len() * 7 + 1)
         );
-        let mut query = sqlx::query_scalar::<_, i64>(&sql);
-        for (id, finish) in chunk {
-            let (status, kind, outcome, error, processed_at, next_attempt) = match finish {
-                Finish::Done {
-                    status,
-                    event_kind,
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(id, finish)| {
+                let (status, kind, outcome, error, processed_at, next_attempt) = match finish {
+                    Finish::Done {
+                        status,
+                        event_kind,
+                        outcome,
+                    } => (
+                        *status,
+                        *event_kind,
+                        Some(outcome.as_str()),
+                        None,
+                        Some(now_ms),
+                        None,
+                    ),
+                    Finish::Failed { event_kind, error } => (
+                        Status::Failed,
+                        *event_kind,
+                        None,
+                        Some(error.as_str()),
+                        Some(now_ms),
+                        None,
+                    ),
+                    Finish::RetryAt {
+                        next_attempt_ms,
+                        error,
+                    } => (
+                        Status::Pending,
+                        None,
+                        None,
+                        Some(error.as_str()),
+                        None,
+                        Some(*next_attempt_ms),
+                    ),
+                };
+                (
+                    *id,
+                    status.as_str(),
+                    kind,
                     outcome,
-                } => (
-                    *status,
-                    *event_kind,
-                    Some(outcome.as_str()),
-                    None,
-                    Some(now_ms),
-                    None,
-                ),
-                Finish::Failed { event_kind, error } => (
-                    Status::Failed,
-                    *event_kind,
-                    None,
-                    Some(error.as_str()),
-                    Some(now_ms),
-                    None,
-                ),
-                Finish::RetryAt {
-                    next_attempt_ms,
                     error,
-                } => (
-                    Status::Pending,
-                    None,
-                    None,
-                    Some(error.as_str()),
-                    None,
-                    Some(*next_attempt_ms),
-                ),
-            };
-            query = query
-                .bind(*id)
-                .bind(status.as_str())
-                .bind(kind)
-                .bind(outcome)
-                .bind(error)
-                .bind(processed_at)
-                .bind(next_attempt);
-        }
-        updated.extend(query.bind(owner).fetch_all(db.writer()).await?);
+                    processed_at,
+                    next_attempt,
+                )
+            })
+            .collect();
+        let ids: Vec<i64> = with_pool!(db.writer(), |pool| {
+            let mut query = sqlx::query_scalar(&sql);
+            for (id, status, kind, outcome, error, processed_at, next_attempt) in &values {
+                query = query
+                    .bind(*id)
+                    .bind(*status)
+                    .bind(*kind)
+                    .bind(*outcome)
+                    .bind(*error)
+                    .bind(*processed_at)
+                    .bind(*next_attempt);
+            }
+            query.bind(owner).fetch_all(pool).await?
+        });
+        updated.extend(ids);
     }
     Ok(outcomes
         .iter()
@@ -328,19 +381,22 @@ pub async fn finish_many(
 /// used at shutdown for claimed deliveries that were not started.
 pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<u64, StoreError> {
     let mut released = 0;
-    let mut tx = db.writer().begin().await?;
-    for id in ids {
-        released += sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1 \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    }
-    tx.commit().await?;
+    with_pool!(db.writer(), |pool| {
+        let mut tx = pool.begin().await?;
+        for id in ids {
+            released += sqlx::query(
+                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, \
+                     attempts = attempts - 1 \
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+    });
     Ok(released)
 }
 
@@ -367,25 +423,42 @@ impl serde::Serialize for Status {
     }
 }
 
-impl<'r> FromRow<'r, AnyRow> for DeliveryRecord {
-    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
+#[derive(FromRow)]
+struct RecordRow {
+    id: i64,
+    source: String,
+    delivery_id: String,
+    event: String,
+    status: String,
+    attempts: i64,
+    event_kind: Option<String>,
+    outcome: Option<String>,
+    last_error: Option<String>,
+    received_at: i64,
+    processed_at: Option<i64>,
+    lease_owner: Option<String>,
+}
+
+impl TryFrom<RecordRow> for DeliveryRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(row: RecordRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get("source")?,
-            delivery_id: row.try_get("delivery_id")?,
-            event: row.try_get("event")?,
-            status: Status::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            status: Status::parse(&row.status).ok_or_else(|| sqlx::Error::ColumnDecode {
                 index: "status".into(),
-                source: format!("unknown status {status:?}").into(),
+                source: format!("unknown status {:?}", row.status).into(),
             })?,
-            attempts: row.try_get("attempts")?,
-            event_kind: row.try_get("event_kind")?,
-            outcome: row.try_get("outcome")?,
-            last_error: row.try_get("last_error")?,
-            received_at: row.try_get("received_at")?,
-            processed_at: row.try_get("processed_at")?,
-            lease_owner: row.try_get("lease_owner")?,
+            id: row.id,
+            source: row.source,
+            delivery_id: row.delivery_id,
+            event: row.event,
+            attempts: row.attempts,
+            event_kind: row.event_kind,
+            outcome: row.outcome,
+            last_error: row.last_error,
+            received_at: row.received_at,
+            processed_at: row.processed_at,
+            lease_owner: row.lease_owner,
         })
     }
 }
@@ -400,32 +473,51 @@ pub async fn list(
     status: Option<Status>,
     limit: i64,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let rows = match status {
-        Some(status) => {
-            sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM deliveries WHERE status = $1 ORDER BY id LIMIT $2"
-            ))
-            .bind(status.as_str())
-            .bind(limit)
-            .fetch_all(db.pool())
-            .await?
-        }
-        None => {
-            sqlx::query_as(&format!(
-                "SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"
-            ))
-            .bind(limit)
-            .fetch_all(db.pool())
-            .await?
-        }
+    let sql = match status {
+        Some(_) => format!(
+            "SELECT {RECORD_COLUMNS} FROM deliveries WHERE status = $2 ORDER BY id LIMIT $1"
+        ),
+        None => format!("SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"),
     };
-    Ok(rows)
+    let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql).bind(limit);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(DeliveryRecord::try_from)
+        .collect::<Result<_, _>>()?)
+}
+
+/// The body of a stored delivery exactly as it was received.
+pub async fn received_body(
+    db: &Db,
+    source: &str,
+    delivery_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Vec<u8>, String)> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as(
+            "SELECT body, body_encoding FROM deliveries WHERE source = $1 AND delivery_id = $2",
+        )
+        .bind(source)
+        .bind(delivery_id)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row
+        .map(|(stored, encoding)| body::decode(&encoding, stored))
+        .transpose()?)
 }
 
 /// How many deliveries wait to be processed.
 pub async fn count_pending(db: &Db) -> Result<i64, StoreError> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
-        .fetch_one(db.pool())
-        .await?;
+    let count: i64 = with_pool!(db.reader(), |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+            .fetch_one(pool)
+            .await?
+    });
     Ok(count)
 }

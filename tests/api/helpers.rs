@@ -323,6 +323,21 @@ impl TestApp {
         .await
     }
 
+    /// A separate connection pool on the app's database, for tests that
+    /// inspect or adjust rows directly.
+    pub async fn sql(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.db.url).await.unwrap()
+    }
+
+    /// The body of a stored delivery, decoded to the bytes received.
+    pub async fn received_body(&self, source: &str, delivery_id: &str) -> Vec<u8> {
+        deliveries::received_body(&self.store, source, delivery_id)
+            .await
+            .unwrap()
+            .expect("the delivery is stored")
+    }
+
     pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
         deliveries::list(&self.store, None, 100_000).await.unwrap()
     }

@@ -146,10 +146,12 @@ impl EventHandler for Failing {
 
 /// Makes every pending delivery due now, as if its backoff had passed.
 async fn make_due(app: &TestApp) {
+    let sql = app.sql().await;
     sqlx::query("UPDATE deliveries SET next_attempt_at = 0")
-        .execute(app.store.writer())
+        .execute(&sql)
         .await
         .unwrap();
+    sql.close().await;
 }
 
 on_both_backends! {
@@ -166,7 +168,7 @@ on_both_backends! {
         assert!(row.last_error.as_deref().unwrap().contains("503"), "{row:?}");
         // Not due again before the backoff (at least half a second).
         assert_eq!(worker.run_once(&running).await.unwrap(), 0);
-        let next: i64 = sqlx::query_scalar("SELECT next_attempt_at FROM deliveries").fetch_one(app.store.pool()).await.unwrap();
+        let next: i64 = sqlx::query_scalar("SELECT next_attempt_at FROM deliveries").fetch_one(&app.sql().await).await.unwrap();
         assert!(next >= before + 500 && next <= now_ms() + 1000, "next attempt in {} ms", next - before);
 
         make_due(&app).await;

@@ -157,13 +157,7 @@ async fn resending_the_stored_manifest_event_is_a_duplicate(pushed: &Pushed) {
     let Pushed { app, registry, .. } = pushed;
     let before = serde_json::to_value(app.deliveries().await).unwrap();
     let manifest_id = image_push_ids(&app.deliveries().await).remove(0);
-    let body: Vec<u8> = sqlx::query_scalar(
-        "SELECT body FROM deliveries WHERE source = 'registry' AND delivery_id = $1",
-    )
-    .bind(&manifest_id)
-    .fetch_one(app.store.pool())
-    .await
-    .unwrap();
+    let body = app.received_body("registry", &manifest_id).await;
     let envelope = [&b"{\"events\":["[..], &body, b"]}"].concat();
 
     let response = app
@@ -298,11 +292,13 @@ struct StoredEvent {
 
 /// Every stored event, in the order the deliveries were stored.
 async fn stored_events(app: &TestApp) -> Vec<StoredEvent> {
-    let rows: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT delivery_id, body FROM deliveries ORDER BY id")
-            .fetch_all(app.store.pool())
-            .await
-            .unwrap();
+    let mut rows = Vec::new();
+    for delivery in app.deliveries().await {
+        let body = app
+            .received_body(&delivery.source, &delivery.delivery_id)
+            .await;
+        rows.push((delivery.delivery_id, body));
+    }
     rows.into_iter()
         .map(|(delivery_id, body)| {
             let event: Value = serde_json::from_slice(&body).expect("a stored event is JSON");
@@ -326,7 +322,7 @@ async fn stored_events(app: &TestApp) -> Vec<StoredEvent> {
 
 async fn stored_headers(app: &TestApp) -> Vec<Value> {
     let rows: Vec<String> = sqlx::query_scalar("SELECT headers FROM deliveries ORDER BY id")
-        .fetch_all(app.store.pool())
+        .fetch_all(&app.sql().await)
         .await
         .unwrap();
     rows.iter()
