@@ -4,9 +4,11 @@
 //! Instead of one transaction per request, request handlers hand their rows
 //! to one writer task and wait; the writer takes everything that queued up
 //! while the previous commit was in flight and commits it in one
-//! transaction. Under load many requests share one fsync; when idle a
-//! request commits alone, with no added delay. Each handler still hears
-//! back only after *its* rows are durable.
+//! statement. Under load many requests share one commit and one fsync; when
+//! idle a request commits alone, with no added delay. Each handler still
+//! hears back only after *its* rows are durable: on SQLite the fsync of the
+//! write-ahead log is pipelined (see `sync_then_answer`), on PostgreSQL the
+//! commit itself is durable.
 
 use std::sync::Arc;
 
@@ -26,11 +28,13 @@ const QUEUE: usize = 1024;
 /// Whether each delivery of a request was new or already stored.
 pub type Inserted = Vec<bool>;
 
+type Reply = oneshot::Sender<Result<Inserted, Arc<StoreError>>>;
+
 struct Request {
     source: Arc<str>,
     deliveries: Vec<NewDelivery>,
     bodies: Vec<StoredBody>,
-    reply: oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
+    reply: Reply,
 }
 
 /// The handle request handlers commit through. Cheap to clone.
@@ -71,41 +75,78 @@ impl InboxWriter {
     }
 }
 
+/// Answers for one committed group, held until its commit is durable.
+type Answers = Vec<(Reply, Result<Inserted, Arc<StoreError>>)>;
+
 async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
+    let (committed, to_sync) = mpsc::unbounded_channel();
+    let syncer = tokio::spawn(sync_then_answer(db.clone(), to_sync));
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
-        let result = commit_group(&db, &group).await;
+        let answers = commit(&db, &mut group).await;
         tracing::debug!(
-            requests = group.len(),
-            elapsed_us = started.elapsed().as_micros() as u64,
+            requests = answers.len(),
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "inbox group committed"
         );
-        match result {
-            Ok(results) => {
-                for (request, inserted) in group.drain(..).zip(results) {
-                    let _ = request.reply.send(Ok(inserted));
-                }
+        if committed.send(answers).is_err() {
+            break;
+        }
+    }
+    drop(committed);
+    let _ = syncer.await;
+}
+
+/// Commits a group and says what to answer each request, once durable.
+async fn commit(db: &Db, group: &mut Vec<Request>) -> Answers {
+    match commit_group(db, group).await {
+        Ok(results) => group
+            .drain(..)
+            .zip(results)
+            .map(|(request, inserted)| (request.reply, Ok(inserted)))
+            .collect(),
+        // A constraint or data error in one request must not fail the
+        // others: retry each alone. A database that is down fails them all
+        // at once instead of waiting out a timeout per request.
+        Err(sqlx::Error::Database(_)) if group.len() > 1 => {
+            let mut answers = Vec::with_capacity(group.len());
+            for request in group.drain(..) {
+                let result = commit_group(db, std::slice::from_ref(&request))
+                    .await
+                    .map(|mut r| r.remove(0))
+                    .map_err(|e| Arc::new(StoreError::from(e)));
+                answers.push((request.reply, result));
             }
-            // A constraint or data error in one request must not fail the
-            // others: retry each alone. A database that is down fails them
-            // all at once instead of waiting out a timeout per request.
-            Err(sqlx::Error::Database(_)) if group.len() > 1 => {
-                for request in group.drain(..) {
-                    let result = commit_group(&db, std::slice::from_ref(&request))
-                        .await
-                        .map(|mut r| r.remove(0))
-                        .map_err(|e| Arc::new(StoreError::from(e)));
-                    let _ = request.reply.send(result);
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = %error, requests = group.len(), "inbox commit failed");
-                let error = Arc::new(StoreError::from(error));
-                for request in group.drain(..) {
-                    let _ = request.reply.send(Err(error.clone()));
-                }
-            }
+            answers
+        }
+        Err(error) => {
+            tracing::error!(error = %error, requests = group.len(), "inbox commit failed");
+            let error = Arc::new(StoreError::from(error));
+            group
+                .drain(..)
+                .map(|request| (request.reply, Err(error.clone())))
+                .collect()
+        }
+    }
+}
+
+/// Makes committed groups durable, then answers them. One sync covers every
+/// group committed before it started, and it runs while the writer commits
+/// the next group: the fsync no longer holds up the database's one writer.
+async fn sync_then_answer(db: Db, mut committed: mpsc::UnboundedReceiver<Answers>) {
+    let mut groups = Vec::new();
+    while committed.recv_many(&mut groups, usize::MAX).await > 0 {
+        let synced = db.sync_commits().await.map_err(Arc::new);
+        if let Err(error) = &synced {
+            tracing::error!(error = %error, "could not make committed deliveries durable");
+        }
+        for (reply, result) in groups.drain(..).flatten() {
+            let result = match (&synced, result) {
+                (Err(error), Ok(_)) => Err(error.clone()),
+                (_, result) => result,
+            };
+            let _ = reply.send(result);
         }
     }
 }
