@@ -96,6 +96,36 @@ pub enum ParseError {
     Invalid(String),
 }
 
+/// Deserializes a payload, naming what it should have been on failure.
+pub(crate) fn from_json<'a, T: serde::Deserialize<'a>>(
+    what: &'static str,
+    json: &'a [u8],
+) -> Result<T, ParseError> {
+    serde_json::from_slice(json).map_err(|source| ParseError::Json { what, source })
+}
+
+/// A commit sha from a payload field, naming the field on failure.
+pub(crate) fn commit_sha(
+    field: &'static str,
+    value: &str,
+) -> Result<crate::domain::CommitSha, ParseError> {
+    crate::domain::CommitSha::parse(value).map_err(|source| ParseError::Field { field, source })
+}
+
+/// A branch or tag name after its `refs/heads/` or `refs/tags/` prefix.
+pub(crate) fn ref_name(name: &str) -> Result<String, ParseError> {
+    if name.is_empty() {
+        return Err(ParseError::Field {
+            field: "ref",
+            source: InvalidId {
+                what: "git ref",
+                expected: "refs/heads/<branch> or refs/tags/<tag>",
+            },
+        });
+    }
+    Ok(name.to_owned())
+}
+
 /// Parses a stored delivery into a normalized event.
 pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
     match payload.kind {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::domain::{Digest, Event, ImageName, ImagePushed, Tag};
-use crate::ingest::ParseError;
+use crate::ingest::{from_json, ParseError};
 
 /// The media types of manifests and manifest lists; every other pushed media
 /// type is a blob.
@@ -27,7 +27,7 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 6] = [
 /// Parses one Distribution event. `registry` is the source's configured
 /// canonical host; without it the host the client pushed to is used.
 pub fn parse(event_json: &[u8], registry: Option<&str>) -> Result<Event, ParseError> {
-    let head: EventHead<'_> = from_json(event_json)?;
+    let head: EventHead<'_> = from_json("Distribution event", event_json)?;
     let media_type = match head.target {
         Some(target) => target_media_type(target)?,
         None => None,
@@ -48,7 +48,7 @@ fn target_media_type(target: &RawValue) -> Result<Option<Cow<'_, str>>, ParseErr
             "Distribution event: target is not a JSON object".into(),
         ));
     }
-    let head: TargetHead<'_> = from_json(target.get().as_bytes())?;
+    let head: TargetHead<'_> = from_json("Distribution event", target.get().as_bytes())?;
     Ok(head.media_type)
 }
 
@@ -104,7 +104,7 @@ struct Request<'a> {
 }
 
 fn manifest_push(event_json: &[u8], registry: Option<&str>) -> Result<Event, ParseError> {
-    let e: ManifestEvent<'_> = from_json(event_json)?;
+    let e: ManifestEvent<'_> = from_json("Distribution event", event_json)?;
     let target = e.target;
     let host = e.request.and_then(|r| r.host);
     // An empty host is refused by `ImageName::new`, so a missing one is too.
@@ -135,13 +135,6 @@ fn manifest_push(event_json: &[u8], registry: Option<&str>) -> Result<Event, Par
         digest,
         media_type: Some(target.media_type.into_owned()),
     }))
-}
-
-fn from_json<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(json).map_err(|source| ParseError::Json {
-        what: "Distribution event",
-        source,
-    })
 }
 
 /// `Unknown { what: "distribution {what}" }`. `what` may be the sender's

@@ -11,10 +11,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::domain::{
-    CheckRunRerequested, CommitSha, Event, Installation, InstallationAction, InvalidId, Provider,
-    PullRequest, PullRequestAction, Push, Repo, RepoSlug, TagPush,
+    CheckRunRerequested, Event, Installation, InstallationAction, InvalidId, Provider, PullRequest,
+    PullRequestAction, Push, Repo, RepoSlug, TagPush,
 };
-use crate::ingest::{check_json_object, ParseError};
+use crate::ingest::{check_json_object, commit_sha, from_json, ref_name, ParseError};
 
 /// Parses the JSON document of a GitHub delivery (`json` is already taken
 /// out of a form-encoded body by the caller).
@@ -160,8 +160,8 @@ struct Account<'a> {
 
 fn push(json: &[u8]) -> Result<Event, ParseError> {
     let p: PushPayload<'_> = from_json("GitHub push", json)?;
-    let before = sha("before", &p.before)?;
-    let after = sha("after", &p.after)?;
+    let before = commit_sha("before", &p.before)?;
+    let after = commit_sha("after", &p.after)?;
     let deleted = p.deleted || after.is_null();
 
     if let Some(branch) = p.git_ref.strip_prefix("refs/heads/") {
@@ -182,7 +182,7 @@ fn push(json: &[u8]) -> Result<Event, ParseError> {
         // For an annotated tag `after` is the tag object, not a commit;
         // `head_commit` is the commit the tag points to.
         let commit = match &p.head_commit {
-            Some(head) => sha("head_commit.id", &head.id)?,
+            Some(head) => commit_sha("head_commit.id", &head.id)?,
             None => after,
         };
         return Ok(Event::TagPush(TagPush {
@@ -220,7 +220,7 @@ fn pull_request(json: &[u8]) -> Result<Event, ParseError> {
         repo: repo(&p.repository, p.installation.as_ref())?,
         action: pr_action,
         number: pr.number,
-        head_sha: sha("pull_request.head.sha", &pr.head.sha)?,
+        head_sha: commit_sha("pull_request.head.sha", &pr.head.sha)?,
         head_ref: pr.head.git_ref.into_owned(),
         base_ref: pr.base.git_ref.into_owned(),
         title: pr.title.into_owned(),
@@ -238,7 +238,7 @@ fn check_run(json: &[u8]) -> Result<Event, ParseError> {
         repo: repo(&p.repository, p.installation.as_ref())?,
         check_run_id: p.check_run.id,
         name: p.check_run.name.into_owned(),
-        head_sha: sha("check_run.head_sha", &p.check_run.head_sha)?,
+        head_sha: commit_sha("check_run.head_sha", &p.check_run.head_sha)?,
     }))
 }
 
@@ -276,14 +276,6 @@ fn installation(json: &[u8]) -> Result<Event, ParseError> {
 // ---------------------------------------------------------------------------
 // Helpers shared by the event functions above.
 
-fn from_json<'a, T: Deserialize<'a>>(what: &'static str, json: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(json).map_err(|source| ParseError::Json { what, source })
-}
-
-fn sha(field: &'static str, value: &str) -> Result<CommitSha, ParseError> {
-    CommitSha::parse(value).map_err(|source| ParseError::Field { field, source })
-}
-
 fn repo(r: &Repository<'_>, installation: Option<&InstallationRef>) -> Result<Repo, ParseError> {
     Ok(Repo {
         slug: RepoSlug::new(Provider::Github, &r.full_name).map_err(|source| {
@@ -297,20 +289,6 @@ fn repo(r: &Repository<'_>, installation: Option<&InstallationRef>) -> Result<Re
     })
 }
 
-/// A branch or tag name after its `refs/heads/` or `refs/tags/` prefix.
-fn ref_name(name: &str) -> Result<String, ParseError> {
-    if name.is_empty() {
-        return Err(ParseError::Field {
-            field: "ref",
-            source: InvalidId {
-                what: "git ref",
-                expected: "refs/heads/<branch> or refs/tags/<tag>",
-            },
-        });
-    }
-    Ok(name.to_owned())
-}
-
 /// `Unknown { what: "github {event} {detail}" }`. The parts come from the
 /// sender, so they are cut to printable ASCII of bounded length before they
 /// reach the deliveries table and the logs.
@@ -321,6 +299,7 @@ fn unknown(event: &str, detail: Option<&str>) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CommitSha;
 
     macro_rules! fixture {
         ($name:literal) => {

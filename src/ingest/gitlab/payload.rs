@@ -11,10 +11,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::domain::{
-    CommitSha, Event, InvalidId, Provider, PullRequest, PullRequestAction, Push, Repo, RepoSlug,
-    TagPush,
+    Event, Provider, PullRequest, PullRequestAction, Push, Repo, RepoSlug, TagPush,
 };
-use crate::ingest::{check_json_object, ParseError};
+use crate::ingest::{check_json_object, commit_sha, from_json, ref_name, ParseError};
 
 /// Parses a GitLab delivery; `event` is the `X-Gitlab-Event` header.
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
@@ -126,8 +125,8 @@ struct LastCommit<'a> {
 
 fn push(body: &[u8]) -> Result<Event, ParseError> {
     let p: PushPayload<'_> = from_json("GitLab push", body)?;
-    let before = sha("before", &p.before)?;
-    let after = sha("after", &p.after)?;
+    let before = commit_sha("before", &p.before)?;
+    let after = commit_sha("after", &p.after)?;
     let Some(branch) = p.git_ref.strip_prefix("refs/heads/") else {
         return Ok(unknown("push", Some("to a ref that is not a branch")));
     };
@@ -152,7 +151,7 @@ fn tag_push(body: &[u8]) -> Result<Event, ParseError> {
     let Some(checkout_sha) = p.checkout_sha else {
         return Ok(unknown("tag_push", Some("of a deleted tag")));
     };
-    let commit = sha("checkout_sha", &checkout_sha)?;
+    let commit = commit_sha("checkout_sha", &checkout_sha)?;
     if commit.is_null() {
         return Ok(unknown("tag_push", Some("of a deleted tag")));
     }
@@ -192,7 +191,7 @@ fn merge_request(body: &[u8]) -> Result<Event, ParseError> {
         repo: repo(None, &p.project)?,
         action: pr_action,
         number: mr.iid,
-        head_sha: sha("object_attributes.last_commit.id", &mr.last_commit.id)?,
+        head_sha: commit_sha("object_attributes.last_commit.id", &mr.last_commit.id)?,
         head_ref: mr.source_branch.into_owned(),
         base_ref: mr.target_branch.into_owned(),
         title: mr.title.into_owned(),
@@ -202,14 +201,6 @@ fn merge_request(body: &[u8]) -> Result<Event, ParseError> {
 
 // ---------------------------------------------------------------------------
 // Helpers shared by the functions above.
-
-fn from_json<'a, T: Deserialize<'a>>(what: &'static str, json: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(json).map_err(|source| ParseError::Json { what, source })
-}
-
-fn sha(field: &'static str, value: &str) -> Result<CommitSha, ParseError> {
-    CommitSha::parse(value).map_err(|source| ParseError::Field { field, source })
-}
 
 /// The project an event happened in. `project_id` (push events) wins over
 /// `project.id`; GitLab has no App installations.
@@ -226,20 +217,6 @@ fn repo(project_id: Option<u64>, project: &Project<'_>) -> Result<Repo, ParseErr
     })
 }
 
-/// A branch or tag name after its `refs/heads/` or `refs/tags/` prefix.
-fn ref_name(name: &str) -> Result<String, ParseError> {
-    if name.is_empty() {
-        return Err(ParseError::Field {
-            field: "ref",
-            source: InvalidId {
-                what: "git ref",
-                expected: "refs/heads/<branch> or refs/tags/<tag>",
-            },
-        });
-    }
-    Ok(name.to_owned())
-}
-
 /// `Unknown { what: "gitlab {kind} {detail}" }`. The parts come from the
 /// sender, so they are cut to printable ASCII of bounded length before they
 /// reach the deliveries table and the logs.
@@ -250,6 +227,7 @@ fn unknown(kind: &str, detail: Option<&str>) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CommitSha;
 
     macro_rules! fixture {
         ($name:literal) => {
