@@ -1,0 +1,1 @@
+//! GitHub adapter (octocrab): filled in by the GitHub adapter work.

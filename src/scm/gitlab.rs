@@ -1,0 +1,1 @@
+//! GitLab adapter (gitlab crate): filled in by the GitLab adapter work.
