@@ -19,7 +19,7 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::RepoSlug;
+use crate::domain::{Component, Components, RepoSlug};
 use crate::ingest::{HookSecret, RegistryApi, Source, SourceKind};
 
 /// Prefix of environment variables that override file settings.
@@ -32,10 +32,11 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
     pub worker: WorkerSettings,
+    pub dispatcher: DispatcherSettings,
     pub sources: Vec<Source>,
     pub github: Option<GithubSettings>,
     pub gitlab: Option<GitlabSettings>,
-    pub components: Vec<ComponentSettings>,
+    pub components: Components,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +89,31 @@ pub struct WorkerSettings {
     pub max_attempts: u32,
 }
 
+/// The outbox dispatcher: provider calls and registry reads.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Whether this process dispatches jobs.
+    pub enabled: bool,
+    /// Jobs claimed per round.
+    pub batch_size: u32,
+    /// How long a claim lasts; a crashed dispatcher's jobs are taken over
+    /// after this.
+    pub lease: Duration,
+    /// How often to look for due jobs when not woken by a new one.
+    pub poll_interval: Duration,
+    /// Attempts before a job that keeps failing transiently goes `dead`.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each further one twice as long.
+    pub backoff_base: Duration,
+    /// No retry waits longer than this (a provider's `Retry-After` still wins).
+    pub backoff_max: Duration,
+    /// Jobs run at once, in all.
+    pub concurrency: usize,
+    /// Jobs run at once against one GitHub App installation or GitLab
+    /// project, so a burst cannot trip secondary rate limits.
+    pub per_installation: usize,
+}
+
 #[derive(Debug)]
 pub struct GithubSettings {
     pub app_id: u64,
@@ -101,16 +127,6 @@ pub struct GitlabSettings {
     pub token: SecretString,
 }
 
-#[derive(Debug, Clone)]
-pub struct ComponentSettings {
-    pub name: String,
-    /// Image prefix, `registry/path`; the longest matching prefix wins.
-    pub image: String,
-    pub repository: RepoSlug,
-    /// Globs; a pushed tag matching one creates a release.
-    pub release_tags: Vec<String>,
-}
-
 // ---------------------------------------------------------------------------
 // The raw layer, as serde reads it.
 
@@ -121,6 +137,7 @@ pub struct RawSettings {
     database: RawDatabase,
     admin: RawAdmin,
     worker: RawWorker,
+    dispatcher: RawDispatcher,
     sources: Vec<RawSource>,
     github: Option<RawGithub>,
     gitlab: Option<RawGitlab>,
@@ -199,6 +216,36 @@ impl Default for RawWorker {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawDispatcher {
+    enabled: bool,
+    batch_size: u32,
+    lease_secs: u64,
+    poll_interval_ms: u64,
+    max_attempts: u32,
+    backoff_base_ms: u64,
+    backoff_max_secs: u64,
+    concurrency: usize,
+    per_installation: usize,
+}
+
+impl Default for RawDispatcher {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 32,
+            lease_secs: 60,
+            poll_interval_ms: 1000,
+            max_attempts: 8,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 900,
+            concurrency: 8,
+            per_installation: 2,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RawSource {
@@ -233,6 +280,7 @@ struct RawComponent {
     image: String,
     repository: String,
     release_tags: Vec<String>,
+    offline: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -513,6 +561,37 @@ impl Settings {
             max_attempts: w.max_attempts,
         };
 
+        let d = &raw.dispatcher;
+        if !(1..=256).contains(&d.batch_size) {
+            p.add("dispatcher.batch_size", "must be between 1 and 256");
+        }
+        if d.lease_secs < 5 {
+            p.add("dispatcher.lease_secs", "must be at least 5 seconds");
+        }
+        if d.poll_interval_ms == 0 {
+            p.add("dispatcher.poll_interval_ms", "must be greater than 0");
+        }
+        if d.max_attempts == 0 {
+            p.add("dispatcher.max_attempts", "must be at least 1");
+        }
+        if d.concurrency == 0 {
+            p.add("dispatcher.concurrency", "must be at least 1");
+        }
+        if d.per_installation == 0 {
+            p.add("dispatcher.per_installation", "must be at least 1");
+        }
+        let dispatcher = DispatcherSettings {
+            enabled: d.enabled,
+            batch_size: d.batch_size,
+            lease: Duration::from_secs(d.lease_secs),
+            poll_interval: Duration::from_millis(d.poll_interval_ms),
+            max_attempts: d.max_attempts,
+            backoff_base: Duration::from_millis(d.backoff_base_ms),
+            backoff_max: Duration::from_secs(d.backoff_max_secs),
+            concurrency: d.concurrency,
+            per_installation: d.per_installation,
+        };
+
         let sources = sources(raw.sources, env, &mut p);
 
         let github = raw.github.map(|g| {
@@ -550,6 +629,7 @@ impl Settings {
                 database,
                 admin,
                 worker,
+                dispatcher,
                 sources,
                 github,
                 gitlab,
@@ -667,21 +747,26 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
     out
 }
 
-fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Vec<ComponentSettings> {
+fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Components {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, c) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("components[{i}].{field}");
-        if c.name.is_empty() || c.name.contains(char::is_whitespace) {
-            p.add(key("name"), "expected a non-empty name without spaces");
+        if c.name.is_empty()
+            || c.name.len() > 100
+            || !c
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            p.add(key("name"), "expected 1 to 100 of [A-Za-z0-9._-]");
         } else if !seen.insert(c.name.clone()) {
             p.add(
                 key("name"),
                 format!("duplicate component name {:?}", c.name),
             );
         }
-        let image = c.image.trim_end_matches('/').to_ascii_lowercase();
-        if !image.contains('/') {
+        if !c.image.contains('/') {
             p.add(
                 key("image"),
                 "expected registry/path, e.g. registry.example.com/org/app",
@@ -690,16 +775,23 @@ fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Vec<ComponentSettings
         let repository = RepoSlug::parse(&c.repository)
             .map_err(|e| p.add(key("repository"), e.to_string()))
             .ok();
+        for (j, pattern) in c.release_tags.iter().enumerate() {
+            if let Err(error) = globset::Glob::new(pattern) {
+                p.add(
+                    key(&format!("release_tags[{j}]")),
+                    format!("not a valid glob: {}", error.kind()),
+                );
+            }
+        }
         if let Some(repository) = repository {
-            out.push(ComponentSettings {
-                name: c.name,
-                image,
-                repository,
-                release_tags: c.release_tags,
-            });
+            if let Ok(component) =
+                Component::new(&c.name, &c.image, repository, &c.release_tags, c.offline)
+            {
+                out.push(component);
+            }
         }
     }
-    out
+    Components::new(out)
 }
 
 fn figment_problems(error: figment::Error) -> ConfigError {

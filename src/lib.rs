@@ -24,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod registry;
 pub mod scm;
 pub mod startup;
 pub mod store;

@@ -19,21 +19,16 @@ use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use crate::worker::inbox::SourceInfo;
-use crate::worker::{EventHandler, InboxWorker, Recorder};
+use crate::registry::RegistryReader;
+use crate::scm::Providers;
+use crate::worker::{Dispatcher, EventHandler, InboxWorker, Outbox, Reactor};
 
 /// Knobs for tests and embedders; `Default` is what `portcall serve` uses.
+#[derive(Default)]
 pub struct BuildOptions {
     pub clock: Clock,
-    pub handler: Arc<dyn EventHandler>,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        Self {
-            clock: Clock::system(),
-            handler: Arc::new(Recorder),
-        }
-    }
+    /// Replaces the [`Reactor`] (tests that only look at the inbox).
+    pub handler: Option<Arc<dyn EventHandler>>,
 }
 
 /// A bound, migrated, not yet running portcall.
@@ -42,6 +37,7 @@ pub struct Application {
     server: Server,
     db: Db,
     worker: Option<InboxWorker>,
+    dispatcher: Option<Dispatcher>,
     writer: JoinHandle<()>,
 }
 
@@ -60,6 +56,47 @@ impl Application {
 
         let metrics = Metrics::new();
         let wake = Arc::new(Notify::new());
+        let wake_dispatcher = Arc::new(Notify::new());
+        let (providers, hints) = Providers::from_settings(
+            settings.github.as_ref(),
+            settings.gitlab.as_ref(),
+        )?;
+        let mut registries = HashMap::new();
+        for source in &settings.sources {
+            if let Some(api) = &source.registry_api {
+                let reader = RegistryReader::new(api).with_context(|| {
+                    format!("sources: cannot set up the registry reader of {:?}", source.name)
+                })?;
+                registries.insert(source.name.clone(), reader);
+            }
+        }
+        let outbox = Arc::new(Outbox {
+            db: db.clone(),
+            providers,
+            registries,
+            components: settings.components.clone(),
+            public_url: settings.server.public_url.clone(),
+            metrics: metrics.clone(),
+        });
+        if let Some(hints) = &hints {
+            for (repository, installation) in crate::store::jobs::installations(&db)
+                .await
+                .context("cannot read the known GitHub App installations")?
+            {
+                if let Ok(repo) =
+                    crate::domain::RepoSlug::new(crate::domain::Provider::Github, &repository)
+                {
+                    hints.remember(&repo, u64::try_from(installation).unwrap_or_default());
+                }
+            }
+        }
+        let handler = options.handler.unwrap_or_else(|| {
+            Arc::new(Reactor::new(
+                outbox.clone(),
+                hints,
+                wake_dispatcher.clone(),
+            ))
+        });
         let (inbox, writer) = InboxWriter::spawn(db.clone());
 
         let worker_sources: HashMap<String, SourceInfo> = settings
@@ -79,10 +116,18 @@ impl Application {
             InboxWorker::new(
                 db.clone(),
                 worker_sources,
-                options.handler,
+                handler,
                 settings.worker.clone(),
                 metrics.clone(),
                 wake.clone(),
+            )
+        });
+
+        let dispatcher = settings.dispatcher.enabled.then(|| {
+            Dispatcher::new(
+                outbox.clone(),
+                settings.dispatcher.clone(),
+                wake_dispatcher.clone(),
             )
         });
 
@@ -106,6 +151,8 @@ impl Application {
             max_body_bytes: server_settings.max_body_bytes,
             read_timeout: server_settings.client_timeout,
             wake_worker: wake,
+            wake_dispatcher,
+            admin_token: settings.admin.token,
         });
 
         let listener = TcpListener::bind(server_settings.listen)
@@ -127,6 +174,7 @@ impl Application {
             server,
             db,
             worker,
+            dispatcher,
             writer,
         })
     }
@@ -150,6 +198,9 @@ impl Application {
         let shutdown = CancellationToken::new();
         let checkpointer = self.db.spawn_checkpointer(shutdown.clone());
         let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let dispatcher = self
+            .dispatcher
+            .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let handle: ServerHandle = self.server.handle();
         let server = tokio::spawn(self.server);
         stop.await;
@@ -158,6 +209,9 @@ impl Application {
         shutdown.cancel();
         if let Some(worker) = worker {
             worker.await.context("inbox worker panicked")?;
+        }
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.await.context("outbox dispatcher panicked")?;
         }
         server.await.context("server task panicked")??;
         // The server's state (and with it the last writer handle) is gone:

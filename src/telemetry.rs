@@ -49,6 +49,8 @@ pub struct Metrics {
     pub inbox_processed: IntCounterVec,
     /// Deliveries waiting to be processed, as last seen by the worker.
     pub inbox_pending: IntGauge,
+    /// Outbox job attempts by kind and outcome (done, retry, dead, skipped).
+    pub outbox_jobs: IntCounterVec,
 }
 
 impl Metrics {
@@ -94,12 +96,21 @@ impl Metrics {
             "Deliveries stored and waiting to be processed.",
         )
         .expect("valid metric");
+        let outbox_jobs = IntCounterVec::new(
+            Opts::new(
+                "portcall_outbox_jobs_total",
+                "Outbox job attempts, by kind and outcome (done, retry, dead, skipped).",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(webhook_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(verify_failures.clone()),
             Box::new(ingest_duration.clone()),
             Box::new(inbox_processed.clone()),
             Box::new(inbox_pending.clone()),
+            Box::new(outbox_jobs.clone()),
         ] {
             registry
                 .register(collector)
@@ -112,6 +123,7 @@ impl Metrics {
             ingest_duration,
             inbox_processed,
             inbox_pending,
+            outbox_jobs,
         }
     }
 

@@ -19,7 +19,8 @@ pub enum Event {
     PullRequest(PullRequest),
     /// An image manifest was pushed to a registry.
     ImagePushed(ImagePushed),
-    /// Someone pressed "Re-run" on one of portcall's check runs.
+    /// Someone pressed "Re-run" on a check run, or on a whole check suite
+    /// (then `name` is empty).
     CheckRunRerequested(CheckRunRerequested),
     /// The GitHub App was installed, removed or changed.
     Installation(Installation),

@@ -278,6 +278,30 @@ impl fmt::Display for ImageName {
     }
 }
 
+/// Serializes an identifier as its string form and parses it back, so a
+/// stored job can only hold well-formed values.
+macro_rules! serde_as_string {
+    ($name:ident) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_string!(CommitSha);
+serde_as_string!(Digest);
+serde_as_string!(Tag);
+serde_as_string!(RepoSlug);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,14 @@ impl ApiError {
         )
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
@@ -51,6 +59,18 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         self.code
+    }
+}
+
+/// A database failure outside the webhook path: 503, cause to the log.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(error = ?error, "database error");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; retry later",
+        )
     }
 }
 
@@ -77,6 +97,7 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("Retry-After", "5"));
         }
+
         response.json(json!({"error": {"code": self.code, "message": self.message}}))
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP interface (actix-web). Handlers only translate: they extract,
 //! call one function per step and map errors; no SQL and no rules here.
 
+pub mod api;
 mod error;
 pub mod probes;
 pub mod webhooks;
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::web;
+use secrecy::SecretString;
 use tokio::sync::Notify;
 
 pub use error::ApiError;
@@ -30,6 +32,10 @@ pub struct AppState {
     pub read_timeout: std::time::Duration,
     /// Wakes this process's inbox worker when a delivery is committed.
     pub wake_worker: Arc<Notify>,
+    /// Wakes this process's dispatcher when a job is re-queued.
+    pub wake_dispatcher: Arc<Notify>,
+    /// `admin.token`: the bearer token for `/api/v1`.
+    pub admin_token: Option<SecretString>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.
@@ -41,5 +47,7 @@ pub struct SourceEntry {
 
 /// The route table, top-down.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(webhooks::config).configure(probes::config);
+    cfg.configure(webhooks::config)
+        .configure(probes::config)
+        .configure(api::config);
 }

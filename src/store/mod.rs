@@ -7,6 +7,8 @@
 pub mod body;
 pub mod deliveries;
 pub mod inbox;
+pub mod jobs;
+pub mod releases;
 
 use std::path::PathBuf;
 use std::str::FromStr;

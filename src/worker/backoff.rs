@@ -12,8 +12,13 @@ const CAP: Duration = Duration::from_secs(15 * 60);
 /// far (at least 1): a random duration in `[d/2, d]` where `d` doubles per
 /// attempt from [`BASE`] up to [`CAP`].
 pub fn delay(attempts: u32) -> Duration {
+    delay_between(attempts, BASE, CAP)
+}
+
+/// [`delay`] with the first delay `base` and the longest `cap`.
+pub fn delay_between(attempts: u32, base: Duration, cap: Duration) -> Duration {
     let exp = attempts.saturating_sub(1).min(20);
-    let ceiling = BASE.saturating_mul(1 << exp).min(CAP);
+    let ceiling = base.saturating_mul(1 << exp).min(cap);
     let half = ceiling / 2;
     half + half.mul_f64(fastrand::f64())
 }

@@ -1,9 +1,16 @@
 //! Background work: the inbox worker turns stored deliveries into events
-//! and hands them to an [`EventHandler`]; [`backoff`] spaces out retries.
+//! and hands them to an [`EventHandler`] (the [`Reactor`] in production),
+//! which enqueues [`jobs`]; the [`Dispatcher`] runs those against the
+//! providers and registries; [`backoff`] spaces out retries.
 
 pub mod backoff;
+pub mod dispatcher;
 pub mod handler;
 pub mod inbox;
+pub mod jobs;
+pub mod reactor;
 
+pub use dispatcher::{Dispatcher, Outbox};
 pub use handler::{DeliveryContext, EventHandler, HandlerError, Outcome, Recorder};
 pub use inbox::InboxWorker;
+pub use reactor::Reactor;

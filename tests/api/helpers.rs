@@ -162,6 +162,12 @@ registry = "registry.example.com"
 name = "ci"
 kind = "standard"
 secrets = ["{std}"]
+
+[[components]]
+name = "hello-world"
+image = "registry.example.com/octo-org/hello-world"
+repository = "github:octo-org/hello-world"
+release_tags = ["v*"]
 {extra}
 "#,
         gh = secret("gh", GITHUB_SECRET),

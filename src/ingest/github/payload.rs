@@ -31,6 +31,7 @@ pub fn parse(event: &str, json: &[u8]) -> Result<Event, ParseError> {
         "push" => push(json),
         "pull_request" => pull_request(json),
         "check_run" => check_run(json),
+        "check_suite" => check_suite(json),
         "installation" => installation(json),
         other => Ok(unknown(other, None)),
     }
@@ -122,6 +123,23 @@ struct CheckRunPayload<'a> {
     repository: Repository<'a>,
     #[serde(default)]
     installation: Option<InstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct CheckSuitePayload<'a> {
+    #[serde(borrow)]
+    check_suite: CheckSuite<'a>,
+    #[serde(borrow)]
+    repository: Repository<'a>,
+    #[serde(default)]
+    installation: Option<InstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct CheckSuite<'a> {
+    id: u64,
+    #[serde(borrow)]
+    head_sha: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +257,22 @@ fn check_run(json: &[u8]) -> Result<Event, ParseError> {
         check_run_id: p.check_run.id,
         name: p.check_run.name.into_owned(),
         head_sha: commit_sha("check_run.head_sha", &p.check_run.head_sha)?,
+    }))
+}
+
+/// A whole suite re-run: the same event as a check run re-run, with an
+/// empty name (every portcall check on that commit is posted again).
+fn check_suite(json: &[u8]) -> Result<Event, ParseError> {
+    let ActionOnly { action } = from_json("GitHub check_suite", json)?;
+    if action != "rerequested" {
+        return Ok(unknown("check_suite", Some(&action)));
+    }
+    let p: CheckSuitePayload<'_> = from_json("GitHub check_suite", json)?;
+    Ok(Event::CheckRunRerequested(CheckRunRerequested {
+        repo: repo(&p.repository, p.installation.as_ref())?,
+        check_run_id: p.check_suite.id,
+        name: String::new(),
+        head_sha: commit_sha("check_suite.head_sha", &p.check_suite.head_sha)?,
     }))
 }
 
@@ -636,8 +670,8 @@ mod tests {
         );
         assert_eq!(parse("issues", b"{}").unwrap(), unknown("github issues"));
         assert_eq!(
-            parse("check_suite", b"not even json").unwrap(),
-            unknown("github check_suite")
+            parse("issues", b"not even json").unwrap(),
+            unknown("github issues")
         );
     }
 

@@ -1,0 +1,53 @@
+//! `/api/v1`: JSON for operators and CI. Every route here requires a bearer
+//! token (the [`auth::Admin`] extractor); handlers call one store function
+//! and shape the answer.
+
+pub mod auth;
+mod jobs;
+mod releases;
+
+use actix_web::web;
+use serde::Deserialize;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(releases::config)
+            .configure(jobs::config),
+    );
+}
+
+/// Keyset pagination shared by the list routes: newest first, `limit` rows
+/// (1–500, default 50) with ids below `before`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub before: Option<i64>,
+}
+
+impl Page {
+    pub const DEFAULT: i64 = 50;
+    pub const MAX: i64 = 500;
+
+    pub fn limit(&self) -> Result<i64, super::ApiError> {
+        match self.limit {
+            None => Ok(Self::DEFAULT),
+            Some(n) if (1..=Self::MAX).contains(&n) => Ok(n),
+            Some(_) => Err(super::ApiError::invalid(format!(
+                "limit must be between 1 and {}",
+                Self::MAX
+            ))),
+        }
+    }
+
+    /// The cursor of the next page: the last id, if the page was full.
+    pub fn next_before(&self, ids: impl DoubleEndedIterator<Item = i64>, count: usize) -> Option<i64> {
+        let limit = usize::try_from(self.limit.unwrap_or(Self::DEFAULT)).unwrap_or(0);
+        if count == limit {
+            ids.last()
+        } else {
+            None
+        }
+    }
+}

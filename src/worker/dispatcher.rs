@@ -1,0 +1,554 @@
+//! The outbox dispatcher: claims due jobs under a lease, runs them with
+//! bounded concurrency (in all, and per GitHub installation or GitLab
+//! project), and records each outcome: done, retry at backoff (transient),
+//! dead (permanent, or too many attempts) or skipped (no provider).
+//!
+//! Like the inbox, nothing is lost if the process dies: a claimed job that
+//! is never finished is claimed again once its lease expires, and every job
+//! is idempotent (statuses are compared with what was last posted, comments
+//! are found again by their marker, releases and follow-up jobs are unique).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::Instrument as _;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+use super::jobs::{Job, Published};
+use crate::config::DispatcherSettings;
+use crate::domain::release::{release_name, source_commit};
+use crate::domain::{CommitSha, Components, Provider, RepoSlug, Tag};
+use crate::registry::{RegistryError, RegistryReader};
+use crate::scm::{Providers, ScmError};
+use crate::store::jobs::{self, ClaimedJob, JobFinish, NewJob};
+use crate::store::releases::{self, NewRelease, Resolution};
+use crate::store::{now_ms, Db, StoreError};
+use crate::telemetry::Metrics;
+
+/// What jobs need to run: the database, the providers, the registries and
+/// the rules.
+pub struct Outbox {
+    pub db: Db,
+    pub providers: Providers,
+    /// Registry readers by `[[sources]]` name (sources with an `api_url`).
+    pub registries: HashMap<String, RegistryReader>,
+    pub components: Components,
+    /// `server.public_url`, for links.
+    pub public_url: Option<String>,
+    pub metrics: Metrics,
+}
+
+impl Outbox {
+    /// Why effects on `repo` for `component` are not posted, if they are
+    /// not: the component is offline, or its provider is not configured.
+    /// They are then recorded as `skipped`, payload kept.
+    pub fn skip_reason(&self, component: Option<&str>, repo: &RepoSlug) -> Option<String> {
+        if let Some(component) = component.and_then(|c| self.components.get(c)) {
+            if component.offline {
+                return Some(format!("component {} is offline", component.name));
+            }
+        }
+        self.providers
+            .for_repo(repo)
+            .is_none()
+            .then(|| format!("no [{}] provider is configured", repo.provider()))
+    }
+}
+
+/// How one attempt at a job ended, and what it enqueues next.
+struct Execution {
+    finish: JobFinish,
+    follow_ups: Vec<NewJob>,
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Try again later, not before `not_before` if given.
+    Transient {
+        error: String,
+        not_before: Option<Duration>,
+    },
+    Permanent(String),
+}
+
+impl From<ScmError> for Failure {
+    fn from(error: ScmError) -> Self {
+        match error {
+            ScmError::Transient {
+                message,
+                retry_after,
+            } => Failure::Transient {
+                error: message,
+                not_before: retry_after,
+            },
+            ScmError::Permanent { message, .. } => Failure::Permanent(message),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Transient {
+            error: format!("database: {error}"),
+            not_before: None,
+        }
+    }
+}
+
+/// Runs the outbox. One per process; several processes share the work
+/// through leases.
+pub struct Dispatcher {
+    outbox: Arc<Outbox>,
+    settings: DispatcherSettings,
+    owner: Arc<str>,
+    wake: Arc<Notify>,
+    all: Arc<Semaphore>,
+    /// One semaphore per installation or project, created on first use.
+    per_target: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl Dispatcher {
+    pub fn new(outbox: Arc<Outbox>, settings: DispatcherSettings, wake: Arc<Notify>) -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(settings.concurrency)),
+            outbox,
+            settings,
+            owner: format!("dispatcher-{}", uuid::Uuid::new_v4()).into(),
+            wake,
+            per_target: Arc::default(),
+        }
+    }
+
+    /// Runs until `shutdown`; jobs in hand are finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(dispatcher.owner = %self.owner, "outbox dispatcher started");
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let free = self.all.available_permits();
+            let claimed = if free == 0 {
+                0
+            } else {
+                match self.claim(free).await {
+                    Ok(jobs) => {
+                        let count = jobs.len();
+                        for job in jobs {
+                            let permit = self
+                                .all
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .expect("the semaphore is never closed");
+                            running.spawn(self.run_job(job, permit));
+                        }
+                        count
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "dispatcher could not claim jobs; will retry");
+                        0
+                    }
+                }
+            };
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if claimed == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.settings.poll_interval) => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                }
+            }
+        }
+        while running.join_next().await.is_some() {}
+        tracing::info!(dispatcher.owner = %self.owner, "outbox dispatcher stopped");
+    }
+
+    async fn claim(&self, free: usize) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = now_ms();
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(self.settings.batch_size);
+        jobs::claim(
+            &self.outbox.db,
+            &self.owner,
+            now,
+            now + duration_ms(self.settings.lease),
+            limit,
+        )
+        .await
+    }
+
+    /// Claims and runs every due job, waiting for each; for tests that
+    /// drain the queue deterministically. Returns how many ran.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let jobs = self.claim(self.settings.batch_size as usize).await?;
+        let count = jobs.len();
+        for job in jobs {
+            let permit = self
+                .all
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            self.run_job(job, permit).await;
+        }
+        Ok(count)
+    }
+
+    fn run_job(
+        &self,
+        job: ClaimedJob,
+        permit: OwnedSemaphorePermit,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let outbox = self.outbox.clone();
+        let owner = self.owner.clone();
+        let settings = self.settings.clone();
+        let per_target = self.per_target.clone();
+        let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, repo.slug = job.repository.as_deref().unwrap_or(""));
+        async move {
+            let _permit = permit;
+            let execution = execute(&outbox, &settings, &per_target, &job).await;
+            let outcome = match &execution.finish {
+                JobFinish::Done { .. } => "done",
+                JobFinish::Skipped { .. } => "skipped",
+                JobFinish::Dead { .. } => "dead",
+                JobFinish::RetryAt { .. } => "retry",
+            };
+            match &execution.finish {
+                JobFinish::Done { result } => {
+                    tracing::info!(result = %result, "job done")
+                }
+                JobFinish::Skipped { reason } => {
+                    tracing::info!(reason = %reason, "job skipped")
+                }
+                JobFinish::Dead { error } => {
+                    tracing::warn!(error = %error, "job dead")
+                }
+                JobFinish::RetryAt {
+                    error,
+                    next_attempt_ms,
+                } => {
+                    tracing::warn!(error = %error, retry_in_ms = next_attempt_ms - now_ms(), "job will be retried")
+                }
+            }
+            outbox
+                .metrics
+                .outbox_jobs
+                .with_label_values(&[&job.kind, outcome])
+                .inc();
+            match jobs::finish(
+                &outbox.db,
+                job.id,
+                &owner,
+                &execution.finish,
+                &execution.follow_ups,
+                now_ms(),
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "lease was lost before the outcome was recorded; another dispatcher owns the job"
+                ),
+                // The lease expires and the job runs again; jobs are idempotent.
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not record the job's outcome")
+                }
+            }
+        }
+        .instrument(span)
+    }
+}
+
+/// Runs one attempt and decides what happens next.
+async fn execute(
+    outbox: &Outbox,
+    settings: &DispatcherSettings,
+    per_target: &Mutex<HashMap<String, Arc<Semaphore>>>,
+    claimed: &ClaimedJob,
+) -> Execution {
+    let attempts = u32::try_from(claimed.attempts).unwrap_or(u32::MAX);
+    let job: Job = match serde_json::from_str(&claimed.payload) {
+        Ok(job) => job,
+        Err(error) => {
+            return Execution {
+                finish: JobFinish::Dead {
+                    error: format!("unreadable job payload: {error}"),
+                },
+                follow_ups: Vec::new(),
+            }
+        }
+    };
+    let mut follow_ups = Vec::new();
+    let result = match &job {
+        Job::ResolveImage { delivery_row } => resolve_image(outbox, *delivery_row).await,
+        Job::CommitStatus { repo, .. } | Job::CheckRun { repo, .. } | Job::PrComment { repo, .. } => {
+            match outbox.providers.for_repo(repo) {
+                None => {
+                    return Execution {
+                        finish: JobFinish::Skipped {
+                            reason: format!("no [{}] provider is configured", repo.provider()),
+                        },
+                        follow_ups,
+                    }
+                }
+                Some(_) => {
+                    let limit = target_semaphore(per_target, repo, settings.per_installation);
+                    let _permit = limit.acquire_owned().await.expect("never closed");
+                    post(outbox, &job, &mut follow_ups).await
+                }
+            }
+        }
+    };
+    let finish = match result {
+        Ok(result) => JobFinish::Done { result },
+        Err(Failure::Permanent(error)) => JobFinish::Dead { error },
+        Err(Failure::Transient { error, .. }) if attempts >= settings.max_attempts => {
+            JobFinish::Dead {
+                error: format!("gave up after {attempts} attempts: {error}"),
+            }
+        }
+        Err(Failure::Transient { error, not_before }) => {
+            let delay = backoff::delay_between(attempts, settings.backoff_base, settings.backoff_max)
+                .max(not_before.unwrap_or_default());
+            JobFinish::RetryAt {
+                next_attempt_ms: now_ms() + duration_ms(delay),
+                error,
+            }
+        }
+    };
+    Execution { finish, follow_ups }
+}
+
+/// The concurrency limit for the GitHub account (an App installation
+/// belongs to one) or GitLab project a job acts on.
+fn target_semaphore(
+    per_target: &Mutex<HashMap<String, Arc<Semaphore>>>,
+    repo: &RepoSlug,
+    limit: usize,
+) -> Arc<Semaphore> {
+    let key = match repo.provider() {
+        Provider::Github => format!(
+            "github:{}",
+            repo.path().split('/').next().unwrap_or(repo.path())
+        ),
+        Provider::Gitlab => repo.to_string(),
+    };
+    per_target
+        .lock()
+        .expect("the map is never poisoned: no code panics while holding it")
+        .entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+        .clone()
+}
+
+/// One provider call (or a few, for a comment on several pull requests).
+async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Result<String, Failure> {
+    let Some(repo) = job.repo() else {
+        unreachable!("only provider jobs are posted");
+    };
+    let client = outbox
+        .providers
+        .for_repo(repo)
+        .expect("checked by the caller");
+    match job {
+        Job::CommitStatus { repo, sha, status } => {
+            let key = repo.to_string();
+            let last = jobs::posted_status(&outbox.db, &key, sha.as_str(), &status.context).await?;
+            let same = last.is_some_and(|(state, description, url)| {
+                state == status.state.as_str()
+                    && description == status.description
+                    && url == status.target_url
+            });
+            if same {
+                return Ok(format!(
+                    "status {} already {} on {sha}",
+                    status.context,
+                    status.state.as_str()
+                ));
+            }
+            client.post_status(repo, sha, status).await?;
+            jobs::record_posted_status(
+                &outbox.db,
+                &key,
+                sha.as_str(),
+                &status.context,
+                status.state.as_str(),
+                &status.description,
+                status.target_url.as_deref(),
+                now_ms(),
+            )
+            .await?;
+            Ok(format!(
+                "status {} {} on {sha}",
+                status.context,
+                status.state.as_str()
+            ))
+        }
+        Job::CheckRun { repo, check } => {
+            client.create_check_run(repo, check).await?;
+            Ok(format!("check run {:?} on {}", check.name, check.head_sha))
+        }
+        Job::PrComment {
+            repo,
+            sha,
+            component,
+            pull_request,
+            body,
+        } => {
+            let numbers = match pull_request {
+                Some(number) => vec![*number],
+                None => client.open_pull_requests(repo, sha).await?,
+            };
+            if numbers.is_empty() {
+                return Ok(format!("no open pull request has head {sha}"));
+            }
+            // One job per pull request beyond the first, so a failure on one
+            // does not repeat the others.
+            if pull_request.is_none() && numbers.len() > 1 {
+                for number in &numbers[1..] {
+                    follow_ups.push(
+                        Job::PrComment {
+                            repo: repo.clone(),
+                            sha: sha.clone(),
+                            component: component.clone(),
+                            pull_request: Some(*number),
+                            body: body.clone(),
+                        }
+                        .into_new(
+                            format!("comment:{repo}#{number}:{component}:{}", digest_of(body)),
+                            None,
+                            None,
+                        ),
+                    );
+                }
+            }
+            let marker = crate::scm::comment_marker(component);
+            let action = client
+                .upsert_comment(repo, numbers[0], &marker, body)
+                .await?;
+            Ok(format!("comment {action:?} on #{}", numbers[0]).to_lowercase())
+        }
+        Job::ResolveImage { .. } => unreachable!("not a provider job"),
+    }
+}
+
+/// A short, stable fingerprint of a comment body for dedupe keys.
+fn digest_of(body: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(body.as_bytes())[..8])
+}
+
+/// Finds a pushed image's source commit, creates its release when a
+/// release tag matches, and enqueues the status, check run and comment.
+async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Failure> {
+    let Some(push) = releases::push_of_delivery(&outbox.db, delivery_row).await? else {
+        return Err(Failure::Permanent(format!(
+            "no image push recorded for delivery row {delivery_row}"
+        )));
+    };
+    let Some(component) = outbox.components.get(&push.component) else {
+        return Ok(format!(
+            "component {} is no longer configured; nothing to do",
+            push.component
+        ));
+    };
+    let tag = push.tag.as_deref().and_then(|t| Tag::parse(t).ok());
+    let labels = match outbox.registries.get(&push.source) {
+        Some(reader) => {
+            let repository = push
+                .image
+                .split_once('/')
+                .map_or(push.image.as_str(), |(_, r)| r);
+            let digest = crate::domain::Digest::parse(&push.digest)
+                .map_err(|e| Failure::Permanent(format!("stored digest: {e}")))?;
+            match reader.image_source(repository, &digest).await {
+                Ok(source) => Some(source),
+                Err(RegistryError::Transient(error)) => {
+                    return Err(Failure::Transient {
+                        error: format!("registry: {error}"),
+                        not_before: None,
+                    })
+                }
+                // Without labels the tag may still name the commit.
+                Err(RegistryError::Permanent(error)) => {
+                    tracing::warn!(error = %error, "cannot read the image's labels");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let revision = labels.as_ref().and_then(|l| l.revision.as_deref());
+    let source_url = labels.as_ref().and_then(|l| l.source.as_deref());
+    let commit = source_commit(revision, tag.as_ref(), None);
+
+    let name = tag.as_ref().map(|t| release_name(&component.name, t));
+    let repository = component.repository.to_string();
+    let release = match (&tag, &name) {
+        (Some(tag), Some(name)) if component.is_release_tag(tag) => Some(NewRelease {
+            name,
+            component: &component.name,
+            image: &push.image,
+            tag: tag.as_str(),
+            digest: &push.digest,
+            repository: &repository,
+        }),
+        _ => None,
+    };
+    let resolution = Resolution {
+        commit_sha: commit.as_ref().map(|(sha, _)| sha.as_str()),
+        commit_origin: commit.as_ref().map(|(_, origin)| origin.as_str()),
+        source_url,
+        release,
+    };
+    let skip = outbox.skip_reason(Some(&component.name), &component.repository);
+    let make_jobs = |release_id: Option<i64>| -> Vec<NewJob> {
+        let Some((sha, _)) = &commit else {
+            return Vec::new();
+        };
+        Published {
+            component: &component.name,
+            image: &push.image,
+            tag: push.tag.as_deref(),
+            digest: &push.digest,
+            commit: sha,
+            release: release_id.zip(name.as_deref()),
+            public_url: outbox.public_url.as_deref(),
+        }
+        .jobs(&component.repository, skip.as_deref())
+    };
+    let release_id = releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;
+    Ok(describe_resolution(&push.image, push.tag.as_deref(), commit.as_ref().map(|(s, o)| (s, o.as_str())), release_id, name.as_deref()))
+}
+
+fn describe_resolution(
+    image: &str,
+    tag: Option<&str>,
+    commit: Option<(&CommitSha, &str)>,
+    release_id: Option<i64>,
+    name: Option<&str>,
+) -> String {
+    let reference = match tag {
+        Some(tag) => format!("{image}:{tag}"),
+        None => image.to_owned(),
+    };
+    let commit = match commit {
+        Some((sha, origin)) => format!("commit {sha} (from {origin})"),
+        None => "no known source commit".to_owned(),
+    };
+    match (release_id, name) {
+        (Some(id), Some(name)) => format!("{reference}: {commit}; release {name} (id {id})"),
+        _ => format!("{reference}: {commit}; no release tag matched"),
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
