@@ -12,6 +12,8 @@
 //!   inbox writer.
 //! - [`worker`]: claims stored deliveries under leases and hands their
 //!   events to a handler, with retries and backoff.
+//! - [`registry`]: reads a pushed image's manifest and config from its
+//!   registry for the source commit (OCI annotations and labels).
 //! - [`domain`]: identifiers and normalized events; no I/O.
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`startup`]: builds the application, for `main` and for tests.

@@ -8,4 +8,6 @@ mod cli;
 mod concurrency;
 mod inbox;
 mod registry;
+mod registry_reader;
+mod support_registry;
 mod webhooks;

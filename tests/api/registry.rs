@@ -1,41 +1,22 @@
 //! End to end with a real CNCF Distribution registry: Debian's
 //! `docker-registry` notifies portcall while `skopeo` pushes a one-layer OCI
-//! image that the test builds on disk. No network, no Docker daemon.
-//!
-//! Without the two programs on `PATH` the tests are skipped with a notice,
-//! except under CI (`CI` set), where they must be installed.
-
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Once;
-use std::time::{Duration, Instant};
+//! image that the test builds on disk (see `support_registry`). No network,
+//! no Docker daemon.
 
 use portcall::store::deliveries::{DeliveryRecord, Status};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 use crate::on_both_backends;
+use crate::support_registry::*;
 
-const REPOSITORY: &str = "octo-org/hello-world";
-const TAG: &str = "v1.2.0";
-const REVISION: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
-const SOURCE_URL: &str = "https://github.com/octo-org/hello-world";
 /// The image name portcall reports: the source's canonical host, not the
 /// `127.0.0.1:PORT` the image was pushed to.
 const CANONICAL_IMAGE: &str = "registry.example.com/octo-org/hello-world";
 
 const ENVELOPE_V1: &str = "application/vnd.docker.distribution.events.v1+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// What Distribution 2.8 reports as the media type of every blob.
 const BLOB: &str = "application/octet-stream";
-
-/// How long the registry may take to notify what it was sent.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(15);
 
 on_both_backends! {
     async fn a_real_registry_push_is_one_image_push_and_a_resent_event_is_a_duplicate(db: TestDb) {
@@ -110,14 +91,18 @@ async fn assert_first_push_recorded(pushed: &Pushed) {
     let (manifest, blobs) = summary.split_last().expect("the registry sent events");
     assert_eq!(
         *manifest,
-        ("push", OCI_MANIFEST, image.manifest_digest.as_str()),
+        (
+            "push",
+            OCI_MANIFEST,
+            image.manifest().manifest_digest.as_str()
+        ),
         "the manifest is notified last: {events:#?}"
     );
     let mut blobs = blobs.to_vec();
     blobs.sort();
     let mut expected = vec![
-        ("push", BLOB, image.layer_digest.as_str()),
-        ("push", BLOB, image.config_digest.as_str()),
+        ("push", BLOB, image.manifest().layer_digest.as_str()),
+        ("push", BLOB, image.manifest().config_digest.as_str()),
     ];
     expected.sort();
     assert_eq!(blobs, expected, "{events:#?}");
@@ -134,7 +119,10 @@ async fn assert_first_push_recorded(pushed: &Pushed) {
             assert_eq!(row.status, Status::Processed, "{row:#?}");
             assert_eq!(row.event_kind.as_deref(), Some("image_pushed"));
             let outcome = row.outcome.as_deref().unwrap_or_default();
-            let expected = format!("{CANONICAL_IMAGE}:{TAG} {}", image.manifest_digest);
+            let expected = format!(
+                "{CANONICAL_IMAGE}:{TAG} {}",
+                image.manifest().manifest_digest
+            );
             assert!(
                 outcome.contains(&expected),
                 "{outcome:?} should name {expected}"
@@ -223,7 +211,7 @@ async fn pushing_again_gives_new_deliveries_only(pushed: &Pushed) {
         (
             "push",
             OCI_MANIFEST,
-            image.manifest_digest.as_str(),
+            image.manifest().manifest_digest.as_str(),
             Some(TAG)
         )
     );
@@ -337,310 +325,4 @@ fn registry_headers() -> Vec<(&'static str, String)> {
         ("Content-Type", ENVELOPE_V1.to_owned()),
         ("User-Agent", "Go-http-client/1.1".to_owned()),
     ]
-}
-
-// ---------------------------------------------------------------------------
-// The registry process.
-
-/// Whether `docker-registry` and `skopeo` can run. Under CI their absence is
-/// a failure; elsewhere the tests are skipped with a notice.
-fn registry_tools_installed() -> bool {
-    let missing: Vec<&str> = ["docker-registry", "skopeo"]
-        .into_iter()
-        .filter(|program| !on_path(program))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} not on PATH: .ci/run must install them (apt-get install -y docker-registry skopeo)",
-        missing.join(" and ")
-    );
-    static NOTICE: Once = Once::new();
-    NOTICE.call_once(|| {
-        // Straight to the terminal: the test harness captures println!.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\nnote: {} not on PATH: the real-registry tests (tests/api/registry.rs) are SKIPPED\n",
-            missing.join(" and ")
-        );
-    });
-    false
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-/// A `docker-registry` child process on a free local port, storing into a
-/// tempdir and notifying the app's `registry` source.
-struct Registry {
-    port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    /// Starts the registry and waits until it answers `GET /v2/`. The port
-    /// is picked by binding port 0 and letting go of it, so another process
-    /// can take it in between: a registry that exits at once is started
-    /// again on a new port.
-    async fn start(app: &TestApp) -> Self {
-        let mut failures = Vec::new();
-        for _ in 0..3 {
-            match Self::try_start(app).await {
-                Ok(registry) => return registry,
-                Err(failure) => failures.push(failure),
-            }
-        }
-        panic!(
-            "docker-registry did not start:\n{}",
-            failures.join("\n---\n")
-        );
-    }
-
-    async fn try_start(app: &TestApp) -> Result<Self, String> {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            registry_config(dir.path(), port, &app.url("/webhooks/registry")),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot run docker-registry: {e}"))?;
-        let mut registry = Self { port, child, dir };
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let url = format!("http://127.0.0.1:{port}/v2/");
-        loop {
-            if let Ok(response) = app.client.get(&url).send().await {
-                if response.status().is_success() {
-                    return Ok(registry);
-                }
-            }
-            if let Ok(Some(exit)) = registry.child.try_wait() {
-                return Err(format!(
-                    "docker-registry exited ({exit}):\n{}",
-                    registry.log()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{url} did not answer within 10 s:\n{}",
-                    registry.log()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Pushes `image` as `octo-org/hello-world:v1.2.0`. `--preserve-digests`
-    /// keeps the layer uncompressed, so the manifest keeps its digest.
-    async fn push(&self, image: &OciImage) {
-        let command = Command::new("skopeo")
-            .args([
-                "--insecure-policy",
-                "copy",
-                "--quiet",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-            ])
-            .arg(format!("oci:{}:{TAG}", image.layout().display()))
-            .arg(format!(
-                "docker://127.0.0.1:{}/{REPOSITORY}:{TAG}",
-                self.port
-            ))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(60), command)
-            .await
-            .unwrap_or_else(|_| panic!("skopeo copy took over 60 s; registry log:\n{}", self.log()))
-            .expect("skopeo runs");
-        assert!(
-            output.status.success(),
-            "skopeo copy failed ({}):\n{}\nregistry log:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr),
-            self.log()
-        );
-    }
-
-    /// Polls the app's deliveries until `done` holds, for at most
-    /// [`NOTIFY_TIMEOUT`].
-    async fn wait_for(
-        &self,
-        app: &TestApp,
-        what: &str,
-        done: impl Fn(&[DeliveryRecord]) -> bool,
-    ) -> Vec<DeliveryRecord> {
-        let deadline = Instant::now() + NOTIFY_TIMEOUT;
-        loop {
-            let rows = app.deliveries().await;
-            if done(&rows) {
-                return rows;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} was not stored within {NOTIFY_TIMEOUT:?}: {rows:#?}\nregistry log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Filesystem storage, and one notification endpoint: the app. Blobs are
-/// notified too (the default); portcall must not take them for images.
-fn registry_config(dir: &Path, port: u16, endpoint: &str) -> String {
-    format!(
-        r#"version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {storage}
-http:
-  addr: 127.0.0.1:{port}
-notifications:
-  endpoints:
-    - name: portcall
-      url: {endpoint}
-      headers:
-        Authorization: [Bearer {REGISTRY_TOKEN}]
-      timeout: 2s
-      threshold: 5
-      backoff: 1s
-"#,
-        storage = dir.join("storage").display(),
-    )
-}
-
-// ---------------------------------------------------------------------------
-// The image.
-
-/// A one-layer OCI image layout in a tempdir, tagged `v1.2.0`.
-struct OciImage {
-    dir: tempfile::TempDir,
-    layer_digest: String,
-    config_digest: String,
-    manifest_digest: String,
-}
-
-impl OciImage {
-    /// The layer holds one file whose contents are new on every run, so
-    /// neither the registry nor skopeo's blob cache has seen it.
-    fn build() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = dir.path().join("layout");
-        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-        let blob = |bytes: &[u8]| -> Value {
-            let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-            let path = layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
-            std::fs::write(path, bytes).unwrap();
-            json!({"digest": digest, "size": bytes.len()})
-        };
-
-        let contents = format!("hello from portcall {}\n", uuid::Uuid::new_v4());
-        let layer = blob(&tar_one_file("hello.txt", contents.as_bytes()));
-        let config = blob(&to_vec(&json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Labels": {
-                "org.opencontainers.image.revision": REVISION,
-                "org.opencontainers.image.source": SOURCE_URL,
-            }},
-            // The layer is not compressed: its digest is its diff id.
-            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
-        })));
-        let manifest = blob(&to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, &config),
-            "layers": [descriptor(OCI_LAYER_TAR, &layer)],
-        })));
-        let mut tagged = descriptor(OCI_MANIFEST, &manifest);
-        tagged["annotations"] = json!({"org.opencontainers.image.ref.name": TAG});
-        let index = json!({"schemaVersion": 2, "manifests": [tagged]});
-        std::fs::write(layout.join("index.json"), to_vec(&index)).unwrap();
-        std::fs::write(
-            layout.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .unwrap();
-
-        let digest = |blob: &Value| blob["digest"].as_str().unwrap().to_owned();
-        Self {
-            layer_digest: digest(&layer),
-            config_digest: digest(&config),
-            manifest_digest: digest(&manifest),
-            dir,
-        }
-    }
-
-    fn layout(&self) -> PathBuf {
-        self.dir.path().join("layout")
-    }
-}
-
-/// An OCI descriptor of a blob written by `OciImage::build`.
-fn descriptor(media_type: &str, blob: &Value) -> Value {
-    json!({"mediaType": media_type, "digest": blob["digest"], "size": blob["size"]})
-}
-
-fn to_vec(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap()
-}
-
-/// An uncompressed POSIX (ustar) tar archive of one regular file.
-fn tar_one_file(name: &str, contents: &[u8]) -> Vec<u8> {
-    assert!(name.len() < 100, "a ustar name field holds 99 bytes");
-    let mut header = [0u8; 512];
-    let mut field = |at: usize, value: &[u8]| header[at..at + value.len()].copy_from_slice(value);
-    field(0, name.as_bytes());
-    field(100, b"0000644\0"); // mode
-    field(108, b"0000000\0"); // uid
-    field(116, b"0000000\0"); // gid
-    field(124, format!("{:011o}\0", contents.len()).as_bytes()); // size
-    field(136, b"00000000000\0"); // mtime: the epoch
-    field(148, b"        "); // the checksum counts its own field as spaces
-    field(156, b"0"); // a regular file
-    field(257, b"ustar\0"); // magic
-    field(263, b"00"); // version
-    let checksum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    header[148..156].copy_from_slice(format!("{checksum:06o}\0 ").as_bytes());
-
-    let mut tar = header.to_vec();
-    tar.extend_from_slice(contents);
-    tar.resize(tar.len().next_multiple_of(512), 0);
-    // Two zero blocks end the archive.
-    tar.resize(tar.len() + 1024, 0);
-    tar
 }
