@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState, SourceEntry};
+use crate::registry::RegistryReader;
+use crate::scm::Providers;
 use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use crate::worker::inbox::SourceInfo;
-use crate::registry::RegistryReader;
-use crate::scm::Providers;
 use crate::worker::{Dispatcher, EventHandler, InboxWorker, Outbox, Reactor};
 
 /// Knobs for tests and embedders; `Default` is what `portcall serve` uses.
@@ -57,15 +57,16 @@ impl Application {
         let metrics = Metrics::new();
         let wake = Arc::new(Notify::new());
         let wake_dispatcher = Arc::new(Notify::new());
-        let (providers, hints) = Providers::from_settings(
-            settings.github.as_ref(),
-            settings.gitlab.as_ref(),
-        )?;
+        let (providers, hints) =
+            Providers::from_settings(settings.github.as_ref(), settings.gitlab.as_ref())?;
         let mut registries = HashMap::new();
         for source in &settings.sources {
             if let Some(api) = &source.registry_api {
                 let reader = RegistryReader::new(api).with_context(|| {
-                    format!("sources: cannot set up the registry reader of {:?}", source.name)
+                    format!(
+                        "sources: cannot set up the registry reader of {:?}",
+                        source.name
+                    )
                 })?;
                 registries.insert(source.name.clone(), reader);
             }
@@ -91,11 +92,7 @@ impl Application {
             }
         }
         let handler = options.handler.unwrap_or_else(|| {
-            Arc::new(Reactor::new(
-                outbox.clone(),
-                hints,
-                wake_dispatcher.clone(),
-            ))
+            Arc::new(Reactor::new(outbox.clone(), hints, wake_dispatcher.clone()))
         });
         let (inbox, writer) = InboxWriter::spawn(db.clone());
 

@@ -186,12 +186,18 @@ mod tests {
         ]);
         let name = |s: &str| components.for_image(&image(s)).map(|c| c.name.as_str());
         assert_eq!(name("registry.example.com/octo-org/hello"), Some("hello"));
-        assert_eq!(name("registry.example.com/octo-org/hello/api"), Some("hello"));
+        assert_eq!(
+            name("registry.example.com/octo-org/hello/api"),
+            Some("hello")
+        );
         assert_eq!(
             name("registry.example.com/octo-org/hello/web"),
             Some("hello-web")
         );
-        assert_eq!(name("registry.example.com/octo-org/hello-world"), Some("org"));
+        assert_eq!(
+            name("registry.example.com/octo-org/hello-world"),
+            Some("org")
+        );
         assert_eq!(name("registry.example.com/other/hello"), None);
         assert_eq!(name("other.example.com/octo-org/hello"), None);
     }

@@ -412,17 +412,31 @@ pub async fn posted_status(
     }))
 }
 
+/// A commit status as posted, keyed by `(repository, sha, context)`.
+#[derive(Debug, Clone, Copy)]
+pub struct PostedStatus<'a> {
+    pub repository: &'a str,
+    pub sha: &'a str,
+    pub context: &'a str,
+    pub state: &'a str,
+    pub description: &'a str,
+    pub target_url: Option<&'a str>,
+}
+
 /// Remembers a posted status (see [`posted_status`]).
 pub async fn record_posted_status(
     db: &Db,
-    repository: &str,
-    sha: &str,
-    context: &str,
-    state: &str,
-    description: &str,
-    target_url: Option<&str>,
+    status: &PostedStatus<'_>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
+    let PostedStatus {
+        repository,
+        sha,
+        context,
+        state,
+        description,
+        target_url,
+    } = *status;
     with_pool!(db.writer(), |pool| {
         sqlx::query(
             "INSERT INTO posted_statuses \

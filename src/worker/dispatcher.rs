@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tracing::Instrument as _;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::backoff;
 use super::jobs::{Job, Published};
@@ -288,23 +288,23 @@ async fn execute(
     let mut follow_ups = Vec::new();
     let result = match &job {
         Job::ResolveImage { delivery_row } => resolve_image(outbox, *delivery_row).await,
-        Job::CommitStatus { repo, .. } | Job::CheckRun { repo, .. } | Job::PrComment { repo, .. } => {
-            match outbox.providers.for_repo(repo) {
-                None => {
-                    return Execution {
-                        finish: JobFinish::Skipped {
-                            reason: format!("no [{}] provider is configured", repo.provider()),
-                        },
-                        follow_ups,
-                    }
-                }
-                Some(_) => {
-                    let limit = target_semaphore(per_target, repo, settings.per_installation);
-                    let _permit = limit.acquire_owned().await.expect("never closed");
-                    post(outbox, &job, &mut follow_ups).await
+        Job::CommitStatus { repo, .. }
+        | Job::CheckRun { repo, .. }
+        | Job::PrComment { repo, .. } => match outbox.providers.for_repo(repo) {
+            None => {
+                return Execution {
+                    finish: JobFinish::Skipped {
+                        reason: format!("no [{}] provider is configured", repo.provider()),
+                    },
+                    follow_ups,
                 }
             }
-        }
+            Some(_) => {
+                let limit = target_semaphore(per_target, repo, settings.per_installation);
+                let _permit = limit.acquire_owned().await.expect("never closed");
+                post(outbox, &job, &mut follow_ups).await
+            }
+        },
     };
     let finish = match result {
         Ok(result) => JobFinish::Done { result },
@@ -315,8 +315,9 @@ async fn execute(
             }
         }
         Err(Failure::Transient { error, not_before }) => {
-            let delay = backoff::delay_between(attempts, settings.backoff_base, settings.backoff_max)
-                .max(not_before.unwrap_or_default());
+            let delay =
+                backoff::delay_between(attempts, settings.backoff_base, settings.backoff_max)
+                    .max(not_before.unwrap_or_default());
             JobFinish::RetryAt {
                 next_attempt_ms: now_ms() + duration_ms(delay),
                 error,
@@ -374,17 +375,15 @@ async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Resul
                 ));
             }
             client.post_status(repo, sha, status).await?;
-            jobs::record_posted_status(
-                &outbox.db,
-                &key,
-                sha.as_str(),
-                &status.context,
-                status.state.as_str(),
-                &status.description,
-                status.target_url.as_deref(),
-                now_ms(),
-            )
-            .await?;
+            let posted = jobs::PostedStatus {
+                repository: &key,
+                sha: sha.as_str(),
+                context: &status.context,
+                state: status.state.as_str(),
+                description: &status.description,
+                target_url: status.target_url.as_deref(),
+            };
+            jobs::record_posted_status(&outbox.db, &posted, now_ms()).await?;
             Ok(format!(
                 "status {} {} on {sha}",
                 status.context,
@@ -524,8 +523,15 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
         }
         .jobs(&component.repository, skip.as_deref())
     };
-    let release_id = releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;
-    Ok(describe_resolution(&push.image, push.tag.as_deref(), commit.as_ref().map(|(s, o)| (s, o.as_str())), release_id, name.as_deref()))
+    let release_id =
+        releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;
+    Ok(describe_resolution(
+        &push.image,
+        push.tag.as_deref(),
+        commit.as_ref().map(|(s, o)| (s, o.as_str())),
+        release_id,
+        name.as_deref(),
+    ))
 }
 
 fn describe_resolution(

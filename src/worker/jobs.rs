@@ -19,13 +19,18 @@ pub const CHECK_NAME: &str = "portcall / release";
 pub enum Job {
     /// Read a pushed image's labels from its registry, find its source
     /// commit, create the release and enqueue what follows.
-    ResolveImage { delivery_row: i64 },
+    ResolveImage {
+        delivery_row: i64,
+    },
     CommitStatus {
         repo: RepoSlug,
         sha: CommitSha,
         status: CommitStatus,
     },
-    CheckRun { repo: RepoSlug, check: CheckRun },
+    CheckRun {
+        repo: RepoSlug,
+        check: CheckRun,
+    },
     /// The sticky comment of `component` on `pull_request`, or on every open
     /// pull request whose head is `sha` when `None`.
     PrComment {
@@ -256,8 +261,15 @@ mod tests {
         assert!(p.comment().starts_with("<!-- portcall:hello-world -->\n"));
         assert!(p.check_run().summary.contains("| Digest | `sha256:aaaa` |"));
         let repo = RepoSlug::parse("github:octo-org/hello-world").unwrap();
-        let keys: Vec<String> = p.jobs(&repo, None).into_iter().map(|j| j.dedupe_key).collect();
-        assert_eq!(keys, ["status:release:7", "check:release:7", "comment:release:7"]);
+        let keys: Vec<String> = p
+            .jobs(&repo, None)
+            .into_iter()
+            .map(|j| j.dedupe_key)
+            .collect();
+        assert_eq!(
+            keys,
+            ["status:release:7", "check:release:7", "comment:release:7"]
+        );
     }
 
     #[test]

@@ -168,7 +168,13 @@ kind = "gitlab"
 async fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("fresh.db");
-    let config = write_config(dir.path(), &format!("sqlite://{}", db.display()), true, "");
+    let config = write_config(
+        dir.path(),
+        &format!("sqlite://{}", db.display()),
+        true,
+        true,
+        "",
+    );
     let output = portcall(&config).arg("migrate").output().await.unwrap();
     assert!(
         output.status.success(),
@@ -185,7 +191,7 @@ async fn migrate_creates_the_sqlite_database() {
 async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let config = write_config(dir.path(), &db_url, true, "");
+    let config = write_config(dir.path(), &db_url, true, true, "");
     let port = free_port();
 
     // Accept with no worker running, then die without any chance to clean up.
@@ -224,7 +230,7 @@ async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
 async fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("term.db").display());
-    let config = write_config(dir.path(), &db_url, true, "");
+    let config = write_config(dir.path(), &db_url, true, true, "");
     let port = free_port();
     let mut child = serve(&config, port, true).await;
     assert_eq!(post_push(port, "before-term").await, 202);

@@ -28,6 +28,7 @@ pub const GITHUB_PREVIOUS_SECRET: &str = "previous-github-secret";
 pub const GITLAB_TOKEN: &str = "gitlab-hook-token";
 pub const REGISTRY_TOKEN: &str = "registry-hook-token";
 pub const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// The environment variable naming a PostgreSQL server for the tests; each
 /// test creates its own database there.
@@ -118,6 +119,7 @@ pub fn write_config(
     dir: &std::path::Path,
     database_url: &str,
     worker_enabled: bool,
+    dispatcher_enabled: bool,
     extra: &str,
 ) -> PathBuf {
     let secret = |name: &str, value: &str| {
@@ -132,6 +134,9 @@ listen = "127.0.0.1:0"
 max_body_bytes = 65536
 client_timeout_secs = 5
 
+[admin]
+token = "{admin}"
+
 [database]
 url = "{database_url}"
 acquire_timeout_secs = 1.0
@@ -141,6 +146,14 @@ enabled = {worker_enabled}
 poll_interval_ms = 50
 lease_secs = 5
 max_attempts = 3
+
+[dispatcher]
+enabled = {dispatcher_enabled}
+poll_interval_ms = 50
+lease_secs = 5
+max_attempts = 4
+backoff_base_ms = 200
+backoff_max_secs = 2
 
 [[sources]]
 name = "github"
@@ -176,6 +189,7 @@ release_tags = ["v*"]
         gl_signing = secret("gl_signing", STANDARD_SECRET),
         reg = secret("reg", REGISTRY_TOKEN),
         std = secret("std", STANDARD_SECRET),
+        admin = secret("admin", ADMIN_TOKEN),
     );
     let path = dir.join("portcall.toml");
     std::fs::write(&path, config).unwrap();
@@ -200,6 +214,8 @@ pub struct Spawn {
     pub clock: Clock,
     /// `false` makes an ingest-only app: it stores but never processes.
     pub worker: bool,
+    /// `false` leaves outbox jobs pending.
+    pub dispatcher: bool,
 }
 
 impl Default for Spawn {
@@ -208,6 +224,7 @@ impl Default for Spawn {
             extra_config: String::new(),
             clock: Clock::system(),
             worker: true,
+            dispatcher: true,
         }
     }
 }
@@ -223,6 +240,7 @@ impl TestApp {
             config_dir.path(),
             &db.url,
             options.worker,
+            options.worker && options.dispatcher,
             &options.extra_config,
         );
         let settings = Settings::load(Some(&path)).expect("test configuration is valid");
@@ -262,6 +280,13 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops the app and hands back its database, for a restart.
+    pub async fn into_db(mut self) -> TestDb {
+        self.stop().await;
+        self.store.close().await;
+        self.db
     }
 
     /// Stops the app and removes its database.
@@ -327,6 +352,95 @@ impl TestApp {
             body.to_vec(),
         )
         .await
+    }
+
+    /// `GET` an `/api/v1` path with the admin token; the JSON answer.
+    pub async fn get_api(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// `POST` to an `/api/v1` path with the admin token; the JSON answer.
+    pub async fn post_api(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Posts a Distribution notification of one manifest push, as the
+    /// registry sends it.
+    pub async fn post_image_push(
+        &self,
+        event_id: &str,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> reqwest::Response {
+        let envelope = serde_json::json!({"events": [{
+            "id": event_id,
+            "timestamp": "2026-12-01T10:00:00.000000000Z",
+            "action": "push",
+            "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "size": 594, "length": 594,
+                "digest": digest,
+                "repository": repository,
+                "url": format!("http://127.0.0.1:5000/v2/{repository}/manifests/{digest}"),
+                "tag": tag
+            },
+            "request": {"id": "r-1", "addr": "127.0.0.1:1", "host": "127.0.0.1:5000",
+                        "method": "PUT", "useragent": "skopeo/1.9.3"},
+            "actor": {},
+            "source": {"addr": "registry:5000", "instanceID": "i-1"}
+        }]});
+        self.post_webhook(
+            "registry",
+            &[
+                ("Authorization", format!("Bearer {REGISTRY_TOKEN}")),
+                (
+                    "Content-Type",
+                    "application/vnd.docker.distribution.events.v1+json".into(),
+                ),
+            ],
+            serde_json::to_vec(&envelope).unwrap(),
+        )
+        .await
+    }
+
+    /// Waits until no delivery and no job is pending, up to `secs` seconds;
+    /// returns the jobs.
+    pub async fn wait_until_settled(&self, secs: u64) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, answer) = self.get_api("/api/v1/jobs?limit=500").await;
+            let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+            let deliveries_done = self
+                .deliveries()
+                .await
+                .iter()
+                .all(|d| d.status != Status::Pending);
+            if deliveries_done && jobs.iter().all(|j| j["state"] != "pending") {
+                return jobs;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("not settled after {secs} s: {jobs:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A separate connection pool on the app's database, for tests that

@@ -7,6 +7,8 @@ mod helpers;
 mod cli;
 mod concurrency;
 mod inbox;
+mod outbox;
+mod providers;
 mod registry;
 mod registry_reader;
 mod support_registry;

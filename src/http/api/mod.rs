@@ -42,7 +42,11 @@ impl Page {
     }
 
     /// The cursor of the next page: the last id, if the page was full.
-    pub fn next_before(&self, ids: impl DoubleEndedIterator<Item = i64>, count: usize) -> Option<i64> {
+    pub fn next_before(
+        &self,
+        ids: impl DoubleEndedIterator<Item = i64>,
+        count: usize,
+    ) -> Option<i64> {
         let limit = usize::try_from(self.limit.unwrap_or(Self::DEFAULT)).unwrap_or(0);
         if count == limit {
             ids.last()

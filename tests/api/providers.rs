@@ -1,0 +1,291 @@
+//! GitHub and GitLab as wiremock servers answering with the providers'
+//! documented bodies (`fixtures/github-api/`, `fixtures/gitlab-api/`), and
+//! what the tests need to read the requests portcall sent them.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::fixture;
+
+pub const APP_ID: u64 = 4242;
+/// The installation the documented `get-repo-installation` body names.
+pub const INSTALLATION_ID: u64 = 1;
+pub const GITLAB_API_TOKEN: &str = "glpat-test-token";
+
+/// A documented response body.
+pub fn body(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
+
+pub fn test_key_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/github/test-app-key.pem")
+}
+
+/// A mock GitHub API.
+pub struct GithubMock {
+    pub server: MockServer,
+}
+
+impl GithubMock {
+    pub async fn start() -> Self {
+        Self {
+            server: MockServer::start().await,
+        }
+    }
+
+    /// The `[github]` section pointing portcall at this mock.
+    pub fn config(&self) -> String {
+        format!(
+            "\n[github]\napp_id = {APP_ID}\nprivate_key = \"file:{}\"\napi_url = \"{}\"\n",
+            test_key_path().display(),
+            self.server.uri()
+        )
+    }
+
+    /// Installation lookup and token minting, answered as documented.
+    pub async fn mount_app_auth(&self, repo: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/installation")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(body("github-api/apps/get-repo-installation.json")),
+            )
+            .mount(&self.server)
+            .await;
+        self.mount_token().await;
+    }
+
+    pub async fn mount_token(&self) {
+        let mut token = body("github-api/apps/create-installation-access-token.json");
+        // Valid for an hour from now, as GitHub mints them.
+        token["expires_at"] = json!(expires_in_an_hour());
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "/app/installations/{INSTALLATION_ID}/access_tokens"
+            )))
+            .respond_with(ResponseTemplate::new(201).set_body_json(token))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Statuses and check runs succeed; `pulls` are the open pull requests
+    /// whose head is the commit (numbers).
+    pub async fn mount_posting(&self, repo: &str, sha: &str, pulls: &[u64]) {
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repo}/statuses/{sha}")))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(body("github-api/repos/create-commit-status.json")),
+            )
+            .mount(&self.server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repo}/check-runs")))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(body("github-api/checks/create.json")),
+            )
+            .mount(&self.server)
+            .await;
+        let documented = body("github-api/repos/list-pull-requests-associated-with-commit.json");
+        let prs: Vec<Value> = pulls
+            .iter()
+            .map(|number| {
+                let mut pr = documented[0].clone();
+                pr["number"] = json!(number);
+                pr["state"] = json!("open");
+                pr["head"]["sha"] = json!(sha);
+                pr
+            })
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/commits/{sha}/pulls")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(prs))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// A pull request's comments: none at first; after portcall created one,
+    /// the list holds it (so a second upsert must edit it).
+    pub async fn mount_comments(&self, repo: &str, number: u64, marker: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/issues/{number}/comments")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+        let mut existing = body("github-api/issues/list-comments.json")[0].clone();
+        existing["body"] = json!(format!("{marker}\nan earlier version"));
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/issues/{number}/comments")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([existing])))
+            .with_priority(2)
+            .mount(&self.server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repo}/issues/{number}/comments")))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(body("github-api/issues/create-comment.json")),
+            )
+            .mount(&self.server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path_regex(format!(
+                "^/repos/{repo}/issues/comments/[0-9]+$"
+            )))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(body("github-api/issues/update-comment.json")),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The requests received, in order, as `(METHOD, path)`.
+    pub async fn calls(&self) -> Vec<(String, String)> {
+        calls(&self.server).await
+    }
+
+    /// The requests received with this method and path.
+    pub async fn requests(&self, verb: &str, request_path: &str) -> Vec<Request> {
+        requests(&self.server, verb, request_path).await
+    }
+}
+
+/// A mock GitLab API.
+pub struct GitlabMock {
+    pub server: MockServer,
+}
+
+impl GitlabMock {
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        // The client checks its token once, on first use.
+        Mock::given(method("GET"))
+            .and(path("/api/v4/user"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(body("gitlab-api/get-current-user.json")),
+            )
+            .mount(&server)
+            .await;
+        Self { server }
+    }
+
+    /// The `[gitlab]` section (token file written into `dir`).
+    pub fn config(&self, dir: &std::path::Path) -> String {
+        let token = dir.join("gitlab-api-token");
+        std::fs::write(&token, GITLAB_API_TOKEN).unwrap();
+        format!(
+            "\n[gitlab]\nurl = \"{}\"\ntoken = \"file:{}\"\n",
+            self.server.uri(),
+            token.display()
+        )
+    }
+
+    /// `project` is URL-encoded in paths (`group%2Fsub%2Fhello`).
+    pub async fn mount_posting(&self, project: &str, sha: &str, mrs: &[u64]) {
+        let encoded = project.replace('/', "%2F");
+        let status = body("gitlab-api/create-commit-status.json");
+        Mock::given(method("POST"))
+            .and(path(format!("/api/v4/projects/{encoded}/statuses/{sha}")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(status))
+            .mount(&self.server)
+            .await;
+        let documented = body("gitlab-api/list-commit-merge-requests.json");
+        let list: Vec<Value> = mrs
+            .iter()
+            .map(|iid| {
+                let mut mr = documented[0].clone();
+                mr["iid"] = json!(iid);
+                mr["state"] = json!("opened");
+                mr["sha"] = json!(sha);
+                mr
+            })
+            .collect();
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/api/v4/projects/{encoded}/repository/commits/{sha}/merge_requests"
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list))
+            .mount(&self.server)
+            .await;
+        for iid in mrs {
+            Mock::given(method("GET"))
+                .and(path(format!(
+                    "/api/v4/projects/{encoded}/merge_requests/{iid}/notes"
+                )))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+                .mount(&self.server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path(format!(
+                    "/api/v4/projects/{encoded}/merge_requests/{iid}/notes"
+                )))
+                .respond_with(
+                    ResponseTemplate::new(201)
+                        .set_body_json(body("gitlab-api/create-merge-request-note.json")),
+                )
+                .mount(&self.server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path(format!(
+                    "/api/v4/projects/{encoded}/merge_requests/{iid}/discussions"
+                )))
+                .respond_with(
+                    ResponseTemplate::new(201)
+                        .set_body_json(body("gitlab-api/create-merge-request-discussion.json")),
+                )
+                .mount(&self.server)
+                .await;
+        }
+    }
+
+    pub async fn calls(&self) -> Vec<(String, String)> {
+        calls(&self.server).await
+    }
+
+    pub async fn requests(&self, verb: &str, request_path: &str) -> Vec<Request> {
+        requests(&self.server, verb, request_path).await
+    }
+}
+
+async fn calls(server: &MockServer) -> Vec<(String, String)> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.method.to_string(), r.url.path().to_owned()))
+        .collect()
+}
+
+async fn requests(server: &MockServer, verb: &str, request_path: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == verb && r.url.path() == request_path)
+        .collect()
+}
+
+/// A form-encoded body as sorted `(key, value)` pairs.
+pub fn form(request: &Request) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(&request.body).into_owned().collect();
+    pairs.sort();
+    pairs
+}
+
+pub fn json_body(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).expect("a JSON request body")
+}
+
+fn expires_in_an_hour() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
