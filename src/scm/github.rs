@@ -1,1 +1,0 @@
-//! GitHub adapter (octocrab): filled in by the GitHub adapter work.
