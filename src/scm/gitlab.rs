@@ -1,1 +1,0 @@
-//! GitLab adapter (gitlab crate): filled in by the GitLab adapter work.
