@@ -229,8 +229,23 @@ impl Providers {
         github: Option<&crate::config::GithubSettings>,
         gitlab: Option<&crate::config::GitlabSettings>,
     ) -> anyhow::Result<(Self, Option<Arc<dyn InstallationHints>>)> {
-        let _ = (github, gitlab);
-        Ok((Self::default(), None))
+        use anyhow::Context as _;
+        let github = github
+            .map(|s| github::GithubClient::new(s).map(Arc::new))
+            .transpose()
+            .context("[github]: cannot set up the GitHub App client")?;
+        let gitlab = gitlab
+            .map(gitlab::GitlabClient::new)
+            .transpose()
+            .context("[gitlab]: cannot set up the GitLab client")?;
+        let hints = github.clone().map(|g| g as Arc<dyn InstallationHints>);
+        Ok((
+            Self {
+                github: github.map(|g| g as Arc<dyn ScmClient>),
+                gitlab: gitlab.map(|g| Arc::new(g) as Arc<dyn ScmClient>),
+            },
+            hints,
+        ))
     }
 
     /// The client for `repo`'s provider, if that provider is configured.

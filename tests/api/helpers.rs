@@ -426,13 +426,15 @@ impl TestApp {
     pub async fn wait_until_settled(&self, secs: u64) -> Vec<serde_json::Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let (_, answer) = self.get_api("/api/v1/jobs?limit=500").await;
-            let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+            // Deliveries first: a delivery's jobs are committed before it
+            // is marked done, so this order never misses them.
             let deliveries_done = self
                 .deliveries()
                 .await
                 .iter()
                 .all(|d| d.status != Status::Pending);
+            let (_, answer) = self.get_api("/api/v1/jobs?limit=500").await;
+            let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
             if deliveries_done && jobs.iter().all(|j| j["state"] != "pending") {
                 return jobs;
             }

@@ -244,10 +244,6 @@ impl GitlabMock {
         }
     }
 
-    pub async fn calls(&self) -> Vec<(String, String)> {
-        calls(&self.server).await
-    }
-
     pub async fn requests(&self, verb: &str, request_path: &str) -> Vec<Request> {
         requests(&self.server, verb, request_path).await
     }
