@@ -6,10 +6,12 @@ mod helpers;
 
 mod cli;
 mod concurrency;
+mod events;
 mod inbox;
 mod outbox;
 mod providers;
 mod registry;
 mod registry_reader;
+mod releases_api;
 mod support_registry;
 mod webhooks;

@@ -7,13 +7,26 @@ mod jobs;
 mod releases;
 
 use actix_web::web;
+
+use super::ApiError;
 use serde::Deserialize;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            // Malformed paths and queries answer in the API's error shape,
+            // naming what was wrong.
+            .app_data(web::PathConfig::default().error_handler(|error, _| {
+                ApiError::not_found(format!("no such resource: {error}")).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                ApiError::invalid(format!("invalid query string: {error}")).into()
+            }))
             .configure(releases::config)
-            .configure(jobs::config),
+            .configure(jobs::config)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
+            })),
     );
 }
 
@@ -30,11 +43,11 @@ impl Page {
     pub const DEFAULT: i64 = 50;
     pub const MAX: i64 = 500;
 
-    pub fn limit(&self) -> Result<i64, super::ApiError> {
+    pub fn limit(&self) -> Result<i64, ApiError> {
         match self.limit {
             None => Ok(Self::DEFAULT),
             Some(n) if (1..=Self::MAX).contains(&n) => Ok(n),
-            Some(_) => Err(super::ApiError::invalid(format!(
+            Some(_) => Err(ApiError::invalid(format!(
                 "limit must be between 1 and {}",
                 Self::MAX
             ))),
