@@ -240,6 +240,14 @@ on_both_backends! {
         let jobs = app.wait_until_settled(20).await;
         assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:#?}");
         assert_eq!(github.requests("POST", &format!("/repos/{REPO}/statuses/{SHA}")).await.len(), 2);
+        // Retrying it once more re-runs it, but an identical status is not
+        // posted twice.
+        let (code, job) = app.post_api(&format!("/api/v1/jobs/{id}/retry"), json!({})).await;
+        assert_eq!(code, 202, "{job:#}");
+        let jobs = app.wait_until_settled(20).await;
+        let again = jobs.iter().find(|j| j["id"] == id).unwrap();
+        assert_eq!(again["result"], format!("status portcall/release already success on {SHA}"));
+        assert_eq!(github.requests("POST", &format!("/repos/{REPO}/statuses/{SHA}")).await.len(), 2);
         let (code, error) = app.post_api("/api/v1/jobs/999999/retry", json!({})).await;
         assert_eq!((code, error["error"]["code"].as_str()), (404, Some("not_found")));
         app.finish().await;
@@ -318,6 +326,28 @@ on_both_backends! {
         }
         let (_, listed) = app.get_api("/api/v1/jobs?state=skipped").await;
         assert_eq!(listed["jobs"].as_array().unwrap().len(), 3);
+        app.finish().await;
+    }
+
+    async fn an_offline_component_records_its_effects_as_skipped_and_posts_nothing(db: TestDb) {
+        let github = GithubMock::start().await;
+        let app = TestApp::spawn_with(
+            db,
+            Spawn {
+                extra_config: format!(
+                    "{}\n[[components]]\nname = \"quiet\"\nimage = \"registry.example.com/octo-org/quiet\"\nrepository = \"github:octo-org/quiet\"\noffline = true\n",
+                    github.config()
+                ),
+                ..Spawn::default()
+            },
+        )
+        .await;
+        app.post_image_push("ev-1", "octo-org/quiet", SHA, &digest("q")).await;
+        let jobs = app.wait_until_settled(20).await;
+        let skipped: Vec<&Value> = jobs.iter().filter(|j| j["state"] == "skipped").collect();
+        assert_eq!(skipped.len(), 3, "{jobs:#?}");
+        assert!(skipped.iter().all(|j| j["result"] == "component quiet is offline"));
+        assert!(github.calls().await.is_empty());
         app.finish().await;
     }
 
