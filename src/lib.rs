@@ -9,12 +9,15 @@
 //! - [`ingest`]: one module per source kind: verify the raw request, later
 //!   parse the stored payload into a domain event.
 //! - [`store`]: every SQL query, for SQLite and PostgreSQL; the group-commit
-//!   inbox writer.
+//!   inbox writer; image pushes, releases and the outbox.
 //! - [`worker`]: claims stored deliveries under leases and hands their
-//!   events to a handler, with retries and backoff.
+//!   events to the reactor, which enqueues jobs; the dispatcher runs them,
+//!   with retries and backoff.
 //! - [`registry`]: reads a pushed image's manifest and config from its
 //!   registry for the source commit (OCI annotations and labels).
-//! - [`domain`]: identifiers and normalized events; no I/O.
+//! - [`scm`]: posting back to GitHub and GitLab behind one trait.
+//! - [`domain`]: identifiers, normalized events, components and release
+//!   rules; no I/O.
 //! - [`telemetry`]: tracing and Prometheus metrics.
 //! - [`startup`]: builds the application, for `main` and for tests.
 //! - [`clock`]: the current time, injectable.
