@@ -963,6 +963,56 @@ mod tests {
     }
 
     #[test]
+    fn bad_release_globs_and_dispatcher_limits_name_their_keys() {
+        let err = load(
+            r#"
+            [dispatcher]
+            concurrency = 0
+            per_installation = 0
+            [[components]]
+            name = "hello"
+            image = "registry.example.com/octo/hello"
+            repository = "github:octo/hello"
+            release_tags = ["v*", "v[1"]
+            [[components]]
+            name = "hello"
+            image = "registry.example.com/octo/other"
+            repository = "gitlab:group/sub/other"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "dispatcher.concurrency",
+                "dispatcher.per_installation",
+                "components[0].release_tags[1]",
+                "components[1].name",
+            ]
+        );
+    }
+
+    #[test]
+    fn components_are_matched_with_their_rules_and_offline_flag() {
+        let s = load(
+            r#"
+            [[components]]
+            name = "hello"
+            image = "Registry.Example.com/octo/hello/"
+            repository = "github:octo/hello"
+            release_tags = ["v*"]
+            offline = true
+            "#,
+        )
+        .unwrap();
+        let hello = s.components.get("hello").unwrap();
+        assert_eq!(hello.image, "registry.example.com/octo/hello");
+        assert!(hello.offline);
+        assert!(hello.is_release_tag(&crate::domain::Tag::parse("v2").unwrap()));
+        assert_eq!(s.dispatcher.max_attempts, 8);
+    }
+
+    #[test]
     fn components_need_a_provider_repository() {
         let err = load(
             r#"

@@ -654,6 +654,20 @@ mod tests {
     }
 
     #[test]
+    fn a_check_suite_rerun_is_a_rerequest_without_a_name() {
+        let body = br#"{"action":"rerequested","check_suite":{"id":5,"head_sha":"d6fde92930d4715a2b49857d24b940956b26d2d3"},"repository":{"id":7,"full_name":"octo/app"},"installation":{"id":9}}"#;
+        let Event::CheckRunRerequested(c) = parse("check_suite", body).unwrap() else {
+            panic!("not a rerequest");
+        };
+        assert_eq!((c.check_run_id, c.name.as_str()), (5, ""));
+        assert_eq!(c.repo.installation_id, Some(9));
+        assert_eq!(
+            parse("check_suite", br#"{"action":"completed"}"#).unwrap(),
+            unknown("github check_suite completed")
+        );
+    }
+
+    #[test]
     fn an_enterprise_installation_is_named_by_its_slug() {
         let body = br#"{"action":"created","installation":{"id":9,"account":{"slug":"acme","name":"ACME"}}}"#;
         let Event::Installation(i) = parse("installation", body).unwrap() else {
