@@ -80,7 +80,7 @@ impl Application {
             metrics: metrics.clone(),
         });
         if let Some(hints) = &hints {
-            for (repository, installation) in crate::store::jobs::installations(&db)
+            for (repository, installation) in crate::store::installations::installations(&db)
                 .await
                 .context("cannot read the known GitHub App installations")?
             {

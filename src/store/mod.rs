@@ -7,8 +7,10 @@
 pub mod body;
 pub mod deliveries;
 pub mod inbox;
+pub mod installations;
 pub mod jobs;
 pub mod releases;
+pub mod statuses;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -26,6 +26,7 @@ use crate::registry::{RegistryError, RegistryReader};
 use crate::scm::{Providers, ScmError};
 use crate::store::jobs::{self, ClaimedJob, JobFinish, NewJob};
 use crate::store::releases::{self, NewRelease, Resolution};
+use crate::store::statuses;
 use crate::store::{now_ms, Db, StoreError};
 use crate::telemetry::Metrics;
 
@@ -361,7 +362,8 @@ async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Resul
     match job {
         Job::CommitStatus { repo, sha, status } => {
             let key = repo.to_string();
-            let last = jobs::posted_status(&outbox.db, &key, sha.as_str(), &status.context).await?;
+            let last =
+                statuses::posted_status(&outbox.db, &key, sha.as_str(), &status.context).await?;
             let same = last.is_some_and(|(state, description, url)| {
                 state == status.state.as_str()
                     && description == status.description
@@ -375,7 +377,7 @@ async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Resul
                 ));
             }
             client.post_status(repo, sha, status).await?;
-            let posted = jobs::PostedStatus {
+            let posted = statuses::PostedStatus {
                 repository: &key,
                 sha: sha.as_str(),
                 context: &status.context,
@@ -383,7 +385,7 @@ async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Resul
                 description: &status.description,
                 target_url: status.target_url.as_deref(),
             };
-            jobs::record_posted_status(&outbox.db, &posted, now_ms()).await?;
+            statuses::record_posted_status(&outbox.db, &posted, now_ms()).await?;
             Ok(format!(
                 "status {} {} on {sha}",
                 status.context,

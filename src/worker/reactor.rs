@@ -15,6 +15,7 @@ use crate::domain::{
     Repo,
 };
 use crate::scm::InstallationHints;
+use crate::store::installations;
 use crate::store::jobs::{self, NewJob};
 use crate::store::releases::{self, ImagePush, NewImagePush};
 use crate::store::{now_ms, StoreError};
@@ -63,7 +64,7 @@ impl Reactor {
         let (Some(id), Provider::Github) = (repo.installation_id, repo.slug.provider()) else {
             return Ok(());
         };
-        jobs::remember_installation(
+        installations::remember_installation(
             &self.outbox.db,
             repo.slug.path(),
             i64::try_from(id).unwrap_or(i64::MAX),
