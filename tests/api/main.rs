@@ -11,5 +11,6 @@ mod outbox;
 mod providers;
 mod registry;
 mod registry_reader;
+mod release_e2e;
 mod support_registry;
 mod webhooks;
