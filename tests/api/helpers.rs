@@ -113,6 +113,16 @@ impl TestDb {
     }
 }
 
+/// Addresses the fixed sections of the test configuration may carry; `extra`
+/// TOML cannot add keys to tables `write_config` already wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfigUrls<'a> {
+    /// `server.public_url`: links in statuses, check runs and comments.
+    pub public_url: Option<&'a str>,
+    /// The `registry` source's `api_url`: where image labels are read.
+    pub registry_api_url: Option<&'a str>,
+}
+
 /// Builds the test configuration: every source kind, secrets as `file:`
 /// references written into `dir`, plus `extra` TOML appended.
 pub fn write_config(
@@ -122,10 +132,32 @@ pub fn write_config(
     dispatcher_enabled: bool,
     extra: &str,
 ) -> PathBuf {
+    write_config_with(
+        dir,
+        database_url,
+        worker_enabled,
+        dispatcher_enabled,
+        extra,
+        ConfigUrls::default(),
+    )
+}
+
+/// [`write_config`] with the addresses in `urls`.
+pub fn write_config_with(
+    dir: &std::path::Path,
+    database_url: &str,
+    worker_enabled: bool,
+    dispatcher_enabled: bool,
+    extra: &str,
+    urls: ConfigUrls<'_>,
+) -> PathBuf {
     let secret = |name: &str, value: &str| {
         let path = dir.join(name);
         std::fs::write(&path, format!("{value}\n")).unwrap();
         format!("file:{}", path.display())
+    };
+    let line = |key: &str, value: Option<&str>| {
+        value.map_or_else(String::new, |v| format!("{key} = \"{v}\"\n"))
     };
     let config = format!(
         r#"
@@ -133,6 +165,7 @@ pub fn write_config(
 listen = "127.0.0.1:0"
 max_body_bytes = 65536
 client_timeout_secs = 5
+{public_url}
 
 [admin]
 token = "{admin}"
@@ -170,7 +203,7 @@ name = "registry"
 kind = "distribution"
 secrets = ["{reg}"]
 registry = "registry.example.com"
-
+{registry_api_url}
 [[sources]]
 name = "ci"
 kind = "standard"
@@ -190,6 +223,8 @@ release_tags = ["v*"]
         reg = secret("reg", REGISTRY_TOKEN),
         std = secret("std", STANDARD_SECRET),
         admin = secret("admin", ADMIN_TOKEN),
+        public_url = line("public_url", urls.public_url),
+        registry_api_url = line("api_url", urls.registry_api_url),
     );
     let path = dir.join("portcall.toml");
     std::fs::write(&path, config).unwrap();
@@ -216,6 +251,11 @@ pub struct Spawn {
     pub worker: bool,
     /// `false` leaves outbox jobs pending.
     pub dispatcher: bool,
+    /// `server.public_url`; unset by default (statuses carry no link).
+    pub public_url: Option<String>,
+    /// The `registry` source's `api_url`; unset by default (no labels are
+    /// read, the source commit comes from the tag).
+    pub registry_api_url: Option<String>,
 }
 
 impl Default for Spawn {
@@ -225,6 +265,8 @@ impl Default for Spawn {
             clock: Clock::system(),
             worker: true,
             dispatcher: true,
+            public_url: None,
+            registry_api_url: None,
         }
     }
 }
@@ -236,12 +278,16 @@ impl TestApp {
 
     pub async fn spawn_with(db: TestDb, options: Spawn) -> Self {
         let config_dir = tempfile::tempdir().unwrap();
-        let path = write_config(
+        let path = write_config_with(
             config_dir.path(),
             &db.url,
             options.worker,
             options.worker && options.dispatcher,
             &options.extra_config,
+            ConfigUrls {
+                public_url: options.public_url.as_deref(),
+                registry_api_url: options.registry_api_url.as_deref(),
+            },
         );
         let settings = Settings::load(Some(&path)).expect("test configuration is valid");
         let path = path.clone();

@@ -12,6 +12,7 @@ mod outbox;
 mod providers;
 mod registry;
 mod registry_reader;
+mod release_e2e;
 mod releases_api;
 mod support_registry;
 mod webhooks;

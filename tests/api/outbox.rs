@@ -460,28 +460,3 @@ impl wiremock::Respond for Timed {
         self.responses[index].clone()
     }
 }
-
-/// The JWT portcall signed to mint the token: RS256 with the App's key,
-/// issued by the App, at most ten minutes long, backdated for clock drift.
-fn assert_app_jwt(request: &wiremock::Request) {
-    let auth = request
-        .headers
-        .get("authorization")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let token = auth.strip_prefix("Bearer ").expect("a bearer JWT");
-    let public = std::fs::read(test_key_path().with_file_name("test-app-key.pub.pem")).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    // `iss` is the App id as a number, which the spec-claim check cannot read.
-    validation.set_required_spec_claims(&["exp", "iat"]);
-    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .expect("the JWT verifies with the App's public key")
-        .claims;
-    assert_eq!(claims["iss"], json!(APP_ID));
-    let iat = claims["iat"].as_i64().unwrap();
-    let exp = claims["exp"].as_i64().unwrap();
-    assert!(iat <= now_unix() - 50, "iat is backdated: {iat}");
-    assert!(exp - iat <= 600, "at most ten minutes: {}", exp - iat);
-}

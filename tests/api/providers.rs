@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::fixture;
+use crate::helpers::{fixture, now_unix};
 
 pub const APP_ID: u64 = 4242;
 /// The installation the documented `get-repo-installation` body names.
@@ -244,6 +244,11 @@ impl GitlabMock {
         }
     }
 
+    /// The requests received, in order, as `(METHOD, path)`.
+    pub async fn calls(&self) -> Vec<(String, String)> {
+        calls(&self.server).await
+    }
+
     pub async fn requests(&self, verb: &str, request_path: &str) -> Vec<Request> {
         requests(&self.server, verb, request_path).await
     }
@@ -284,4 +289,29 @@ pub fn json_body(request: &Request) -> Value {
 fn expires_in_an_hour() -> String {
     (chrono::Utc::now() + chrono::Duration::hours(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The JWT portcall signed to mint the token: RS256 with the App's key,
+/// issued by the App, at most ten minutes long, backdated for clock drift.
+pub fn assert_app_jwt(request: &wiremock::Request) {
+    let auth = request
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let token = auth.strip_prefix("Bearer ").expect("a bearer JWT");
+    let public = std::fs::read(test_key_path().with_file_name("test-app-key.pub.pem")).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    // `iss` is the App id as a number, which the spec-claim check cannot read.
+    validation.set_required_spec_claims(&["exp", "iat"]);
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("the JWT verifies with the App's public key")
+        .claims;
+    assert_eq!(claims["iss"], json!(APP_ID));
+    let iat = claims["iat"].as_i64().unwrap();
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!(iat <= now_unix() - 50, "iat is backdated: {iat}");
+    assert!(exp - iat <= 600, "at most ten minutes: {}", exp - iat);
 }

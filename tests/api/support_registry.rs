@@ -6,6 +6,8 @@
 //! if !registry_tools_installed() { return; }
 //! let registry = Registry::start(&app).await;            // notifies the app
 //! let registry = Registry::start_with(RegistryOptions::default()).await; // quiet
+//! // The app's config names the registry first: pick the port, then start.
+//! let registry = Registry::try_start_with(&RegistryOptions { port: Some(port), .. }).await?;
 //! let image = OciImage::with_labels(&[(REVISION_LABEL, REVISION)]);
 //! registry.push(&image).await;                           // octo-org/hello-world:v1.2.0
 //! reader.image_source(REPOSITORY, &Digest::parse(image.digest())?)
@@ -95,6 +97,12 @@ pub struct RegistryOptions {
     pub notify: Option<String>,
     /// Require bearer tokens from a token service.
     pub token_auth: Option<TokenAuth>,
+    /// Listen on this port (picked with [`free_port`]) instead of a fresh
+    /// one per attempt: for an app whose configuration names the registry
+    /// (`api_url`) before the registry, which notifies the app, can start.
+    /// If another process takes it first, the start fails and the caller
+    /// picks again (see `release_e2e.rs`).
+    pub port: Option<u16>,
 }
 
 /// Distribution's `auth: token:` section: clients are sent to `realm` for a
@@ -129,11 +137,12 @@ impl Registry {
     /// Starts the registry and waits until it answers `GET /v2/`. The port
     /// is picked by binding port 0 and letting go of it, so another process
     /// can take it in between: a registry that exits at once is started
-    /// again on a new port.
+    /// again on a new port (unless `options.port` fixed it: one attempt).
     pub async fn start_with(options: RegistryOptions) -> Self {
+        let attempts = if options.port.is_some() { 1 } else { 3 };
         let mut failures = Vec::new();
-        for _ in 0..3 {
-            match Self::try_start(&options).await {
+        for _ in 0..attempts {
+            match Self::try_start_with(&options).await {
                 Ok(registry) => return registry,
                 Err(failure) => failures.push(failure),
             }
@@ -144,8 +153,10 @@ impl Registry {
         );
     }
 
-    async fn try_start(options: &RegistryOptions) -> Result<Self, String> {
-        let port = free_port();
+    /// One attempt of [`Self::start_with`]: on `options.port`, else on a
+    /// fresh free port; why it failed, if it did.
+    pub async fn try_start_with(options: &RegistryOptions) -> Result<Self, String> {
+        let port = options.port.unwrap_or_else(free_port);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yml");
         std::fs::write(&config, registry_config(dir.path(), port, options)).unwrap();
