@@ -104,7 +104,8 @@ on_both_backends! {
         assert_eq!(
             github.requests("POST", &format!("/repos/{REPO}/issues/7/comments")).await.len(),
             1,
-            "never a second comment"
+            "never a second comment: {:?}",
+            github.calls().await
         );
         let edits: Vec<_> = github
             .server

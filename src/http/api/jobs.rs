@@ -52,10 +52,11 @@ async fn list(
 
 async fn get(
     _: Admin,
-    id: web::Path<i64>,
+    id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = jobs::get(&state.db, *id)
+    let id = super::id(&id, "job")?;
+    let job = jobs::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(HttpResponse::Ok().json(job))
@@ -64,10 +65,11 @@ async fn get(
 /// Puts a finished job (dead, skipped or done) back in the queue.
 async fn retry(
     _: Admin,
-    id: web::Path<i64>,
+    id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    jobs::retry(&state.db, *id, now_ms())
+    let id = super::id(&id, "job")?;
+    jobs::retry(&state.db, id, now_ms())
         .await
         .map_err(|error| match error {
             RetryError::NotFound(_) => ApiError::not_found(error.to_string()),
@@ -75,7 +77,7 @@ async fn retry(
             RetryError::Store(error) => error.into(),
         })?;
     state.wake_dispatcher.notify_one();
-    let job = jobs::get(&state.db, *id)
+    let job = jobs::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(HttpResponse::Accepted().json(job))

@@ -14,11 +14,8 @@ use serde::Deserialize;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
-            // Malformed paths and queries answer in the API's error shape,
-            // naming what was wrong.
-            .app_data(web::PathConfig::default().error_handler(|error, _| {
-                ApiError::not_found(format!("no such resource: {error}")).into()
-            }))
+            // Malformed queries answer in the API's error shape, naming
+            // what was wrong.
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::invalid(format!("invalid query string: {error}")).into()
             }))
@@ -28,6 +25,13 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),
     );
+}
+
+/// A numeric id from the path; anything else names no resource.
+pub fn id(segment: &str, what: &str) -> Result<i64, ApiError> {
+    segment
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no {what} {segment:?}")))
 }
 
 /// Keyset pagination shared by the list routes: newest first, `limit` rows

@@ -44,10 +44,11 @@ async fn list(
 
 async fn get(
     _: Admin,
-    id: web::Path<i64>,
+    id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let release = releases::get(&state.db, *id)
+    let id = super::id(&id, "release")?;
+    let release = releases::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no release {id}")))?;
     Ok(HttpResponse::Ok().json(release))
