@@ -107,40 +107,29 @@ impl GithubMock {
             .await;
     }
 
-    /// A pull request's comments: none at first; after portcall created one,
-    /// the list holds it (so a second upsert must edit it).
+    /// A pull request's comment thread that remembers what portcall posted:
+    /// `GET` lists the comments created so far (the documented comment with
+    /// portcall's body), `POST` adds one, `PATCH` edits one in place.
+    /// `marker` is unused by the mock itself; it documents what portcall
+    /// looks for.
     pub async fn mount_comments(&self, repo: &str, number: u64, marker: &str) {
+        let _ = marker;
+        let thread = CommentThread::default();
         Mock::given(method("GET"))
             .and(path(format!("/repos/{repo}/issues/{number}/comments")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&self.server)
-            .await;
-        let mut existing = body("github-api/issues/list-comments.json")[0].clone();
-        existing["body"] = json!(format!("{marker}\nan earlier version"));
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{repo}/issues/{number}/comments")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!([existing])))
-            .with_priority(2)
+            .respond_with(thread.clone())
             .mount(&self.server)
             .await;
         Mock::given(method("POST"))
             .and(path(format!("/repos/{repo}/issues/{number}/comments")))
-            .respond_with(
-                ResponseTemplate::new(201)
-                    .set_body_json(body("github-api/issues/create-comment.json")),
-            )
+            .respond_with(thread.clone())
             .mount(&self.server)
             .await;
         Mock::given(method("PATCH"))
             .and(path_regex(format!(
                 "^/repos/{repo}/issues/comments/[0-9]+$"
             )))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(body("github-api/issues/update-comment.json")),
-            )
+            .respond_with(thread)
             .mount(&self.server)
             .await;
     }
@@ -314,4 +303,43 @@ pub fn assert_app_jwt(request: &wiremock::Request) {
     let exp = claims["exp"].as_i64().unwrap();
     assert!(iat <= now_unix() - 50, "iat is backdated: {iat}");
     assert!(exp - iat <= 600, "at most ten minutes: {}", exp - iat);
+}
+
+/// The comments of one pull request, as GitHub would keep them.
+#[derive(Clone, Default)]
+struct CommentThread(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl wiremock::Respond for CommentThread {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut comments = self.0.lock().unwrap();
+        match request.method.as_str() {
+            "GET" => ResponseTemplate::new(200).set_body_json(comments.clone()),
+            "POST" => {
+                // The documented comment, with ids counting up from its own.
+                let mut comment = body("github-api/issues/create-comment.json");
+                comment["id"] = json!(comment["id"].as_u64().unwrap() + comments.len() as u64);
+                comment["body"] = json_body(request)["body"].clone();
+                comments.push(comment.clone());
+                ResponseTemplate::new(201).set_body_json(comment)
+            }
+            _ => {
+                let id: u64 = request
+                    .url
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let Some(comment) = comments.iter_mut().find(|c| c["id"] == json!(id)) else {
+                    return ResponseTemplate::new(404).set_body_json(json!({
+                        "message": "Not Found",
+                        "documentation_url": "https://docs.github.com/rest"
+                    }));
+                };
+                comment["body"] = json_body(request)["body"].clone();
+                ResponseTemplate::new(200).set_body_json(comment.clone())
+            }
+        }
+    }
 }
