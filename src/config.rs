@@ -728,8 +728,18 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
             p.add(key("username"), "username and password go together");
         }
         let registry_api = s.api_url.as_deref().and_then(|url| {
+            let url = p.http_url(key("api_url"), url)?;
+            // The v2 API lives at the root of the registry's host.
+            let host = url.split_once("://").map_or("", |(_, rest)| rest);
+            if host.contains(['/', '?', '#', '@']) {
+                p.add(
+                    key("api_url"),
+                    "expected the registry's base URL without a path, e.g. https://registry.example.com",
+                );
+                return None;
+            }
             Some(RegistryApi {
-                url: p.http_url(key("api_url"), url)?,
+                url,
                 username,
                 password,
             })
@@ -1010,6 +1020,35 @@ mod tests {
         assert!(hello.offline);
         assert!(hello.is_release_tag(&crate::domain::Tag::parse("v2").unwrap()));
         assert_eq!(s.dispatcher.max_attempts, 8);
+    }
+
+    #[test]
+    fn a_registry_api_url_is_a_bare_base_url() {
+        let err = load(
+            r#"
+            [[sources]]
+            name = "registry"
+            kind = "distribution"
+            secrets = ["env:GH_SECRET"]
+            api_url = "https://registry.example.com/v2/"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(keys(err), ["sources[0].api_url"]);
+        let ok = load(
+            r#"
+            [[sources]]
+            name = "registry"
+            kind = "distribution"
+            secrets = ["env:GH_SECRET"]
+            api_url = "http://127.0.0.1:5000/"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.sources[0].registry_api.as_ref().unwrap().url,
+            "http://127.0.0.1:5000"
+        );
     }
 
     #[test]

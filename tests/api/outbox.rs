@@ -179,6 +179,32 @@ on_both_backends! {
         app.finish().await;
     }
 
+    async fn a_job_that_keeps_failing_goes_dead_after_the_attempt_limit(db: TestDb) {
+        let github = GithubMock::start().await;
+        github.mount_app_auth(REPO).await;
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{REPO}/statuses/{SHA}")))
+            .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+                "message": "Service Unavailable", "documentation_url": "https://docs.github.com/rest"
+            })))
+            .with_priority(1)
+            .mount(&github.server)
+            .await;
+        github.mount_posting(REPO, SHA, &[]).await;
+        let app = spawn_with_github(db, &github).await;
+
+        app.post_image_push("ev-1", REPO, SHA, &digest("x")).await;
+        let jobs = app.wait_until_settled(30).await;
+        let status = jobs_of(&jobs, "commit_status")[0];
+        assert_eq!(status["state"], "dead", "{status:#}");
+        // dispatcher.max_attempts = 4 in the test configuration.
+        assert_eq!(status["attempts"], 4);
+        let error = status["last_error"].as_str().unwrap();
+        assert!(error.starts_with("gave up after 4 attempts"), "{error}");
+        assert_eq!(github.requests("POST", &format!("/repos/{REPO}/statuses/{SHA}")).await.len(), 4);
+        app.finish().await;
+    }
+
     async fn a_429_with_retry_after_is_not_retried_sooner(db: TestDb) {
         let github = GithubMock::start().await;
         github.mount_app_auth(REPO).await;
@@ -298,6 +324,16 @@ on_both_backends! {
         .await;
         first.post_image_push("ev-1", REPO, SHA, &digest("x")).await;
         first.wait_until_processed().await;
+        // As if a dispatcher had claimed the job and died: it is leased
+        // for another second, with an attempt counted.
+        sqlx::query(&format!(
+            "UPDATE jobs SET lease_owner = 'dispatcher-crashed', attempts = 1, \
+             lease_expires_at = {}",
+            now_unix() * 1000 + 1000
+        ))
+        .execute(&first.sql().await)
+        .await
+        .unwrap();
         first.stop().await;
         assert!(github.calls().await.is_empty(), "{:?}", github.calls().await);
 
@@ -311,6 +347,11 @@ on_both_backends! {
         .await;
         let jobs = app.wait_until_settled(20).await;
         assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:#?}");
+        // The resolution job (the only one when the first process stopped)
+        // counts the crashed attempt; what it enqueued ran once.
+        let resolve = jobs_of(&jobs, "resolve_image");
+        assert_eq!(resolve[0]["attempts"], 2, "{jobs:#?}");
+        assert!(jobs.iter().filter(|j| j["kind"] != "resolve_image").all(|j| j["attempts"] == 1));
         assert_eq!(github.requests("POST", &format!("/repos/{REPO}/statuses/{SHA}")).await.len(), 1);
         app.finish().await;
     }
