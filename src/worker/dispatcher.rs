@@ -23,7 +23,7 @@ use crate::config::DispatcherSettings;
 use crate::domain::release::{release_name, source_commit};
 use crate::domain::{CommitSha, Components, Provider, RepoSlug, Tag};
 use crate::registry::{RegistryError, RegistryReader};
-use crate::scm::{Providers, ScmError};
+use crate::scm::{Providers, ScmClient, ScmError};
 use crate::store::jobs::{self, ClaimedJob, JobFinish, NewJob};
 use crate::store::releases::{self, NewRelease, Resolution};
 use crate::store::statuses;
@@ -300,10 +300,10 @@ async fn execute(
                     follow_ups,
                 }
             }
-            Some(_) => {
+            Some(client) => {
                 let limit = target_semaphore(per_target, repo, settings.per_installation);
                 let _permit = limit.acquire_owned().await.expect("never closed");
-                post(outbox, &job, &mut follow_ups).await
+                post(outbox, client.as_ref(), &job, &mut follow_ups).await
             }
         },
     };
@@ -351,14 +351,12 @@ fn target_semaphore(
 }
 
 /// One provider call (or a few, for a comment on several pull requests).
-async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Result<String, Failure> {
-    let Some(repo) = job.repo() else {
-        unreachable!("only provider jobs are posted");
-    };
-    let client = outbox
-        .providers
-        .for_repo(repo)
-        .expect("checked by the caller");
+async fn post(
+    outbox: &Outbox,
+    client: &dyn ScmClient,
+    job: &Job,
+    follow_ups: &mut Vec<NewJob>,
+) -> Result<String, Failure> {
     match job {
         Job::CommitStatus { repo, sha, status } => {
             let key = repo.to_string();
@@ -436,7 +434,9 @@ async fn post(outbox: &Outbox, job: &Job, follow_ups: &mut Vec<NewJob>) -> Resul
                 .await?;
             Ok(format!("comment {action:?} on #{}", numbers[0]).to_lowercase())
         }
-        Job::ResolveImage { .. } => unreachable!("not a provider job"),
+        Job::ResolveImage { .. } => Err(Failure::Permanent(
+            "a registry job was sent to a provider".to_owned(),
+        )),
     }
 }
 
