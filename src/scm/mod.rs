@@ -59,6 +59,18 @@ pub struct CommitStatus {
     pub target_url: Option<String>,
 }
 
+/// `body` cut to `limit` characters as [`truncate_comment`] does, with
+/// `marker` kept: if the cut dropped it (or it was never there), the marker
+/// goes first, so the comment is always found again.
+pub fn sticky_body(body: &str, marker: &str, limit: usize) -> String {
+    let cut = truncate_comment(body, limit);
+    if cut.contains(marker) {
+        return cut;
+    }
+    let room = limit.saturating_sub(marker.chars().count() + 1);
+    format!("{marker}\n{}", truncate_comment(body, room))
+}
+
 /// A line-level note in a check run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Annotation {

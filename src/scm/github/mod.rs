@@ -47,8 +47,8 @@ use crate::clock::Clock;
 use crate::config::GithubSettings;
 use crate::domain::{CommitSha, Provider, RepoSlug};
 use crate::scm::{
-    truncate_comment, CheckRun, CommentAction, CommitStatus, InstallationHints, ScmClient,
-    ScmError, MAX_COMMENT_CHARS,
+    sticky_body, truncate_comment, CheckRun, CommentAction, CommitStatus, InstallationHints,
+    ScmClient, ScmError, MAX_COMMENT_CHARS,
 };
 
 /// How long establishing a connection (TCP and TLS) may take.
@@ -474,7 +474,7 @@ impl ScmClient for GithubClient {
         body: &str,
     ) -> Result<CommentAction, ScmError> {
         let path = github_path(repo)?;
-        let text = sticky_text(marker, body);
+        let text = sticky_body(body, marker, MAX_COMMENT_CHARS);
         let mut marked = self.marked_comments(repo, number, marker).await?;
         marked.sort_unstable_by_key(|(id, _)| *id);
         let mut marked = marked.into_iter();
@@ -546,18 +546,6 @@ fn parse<T: DeserializeOwned>(answer: &Answer, what: &str) -> Result<T, ScmError
             format!("GitHub's answer ({what}) did not have the expected shape: {e}"),
         )
     })
-}
-
-/// The comment text to post: cut to GitHub's limit, and always containing
-/// `marker` so that the comment is found again, even if the caller left it
-/// out or the cut removed it.
-fn sticky_text(marker: &str, body: &str) -> String {
-    let text = truncate_comment(body, MAX_COMMENT_CHARS);
-    if text.contains(marker) {
-        return text;
-    }
-    let room = MAX_COMMENT_CHARS.saturating_sub(marker.chars().count() + 1);
-    format!("{marker}\n{}", truncate_comment(body, room))
 }
 
 /// GitHub may hand a body back with `\r\n` line ends; that is no change.

@@ -785,10 +785,10 @@ async fn duplicates_left_by_a_race_are_deleted_and_the_oldest_kept() {
 fn a_sticky_body_always_keeps_its_marker_within_the_limit() {
     let m = marker();
     let long = format!("{}{m}", "x".repeat(MAX_COMMENT_CHARS));
-    let text = sticky_text(&m, &long);
+    let text = sticky_body(&long, &m, MAX_COMMENT_CHARS);
     assert!(text.starts_with(&m) && text.chars().count() <= MAX_COMMENT_CHARS);
     assert_eq!(
-        sticky_text(&m, &format!("{m}\nshort")),
+        sticky_body(&format!("{m}\nshort"), &m, MAX_COMMENT_CHARS),
         format!("{m}\nshort")
     );
 }

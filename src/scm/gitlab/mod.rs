@@ -50,8 +50,8 @@ use self::classify::{classify, Failure};
 use crate::config::GitlabSettings;
 use crate::domain::{CommitSha, RepoSlug};
 use crate::scm::{
-    truncate_comment, CheckConclusion, CheckRun, CommentAction, CommitStatus, ScmClient, ScmError,
-    StatusState,
+    sticky_body, truncate_comment, CheckConclusion, CheckRun, CommentAction, CommitStatus,
+    ScmClient, ScmError, StatusState,
 };
 
 /// GitLab's limit on a note (comment or discussion) body, in characters.
@@ -392,7 +392,7 @@ impl ScmClient for GitlabClient {
         marker: &str,
         body: &str,
     ) -> Result<CommentAction, ScmError> {
-        let body = note_body(body, marker);
+        let body = sticky_body(body, marker, MAX_NOTE_CHARS);
         let list = MergeRequestNotes::builder()
             .project(repo.path())
             .merge_request(number)
@@ -572,18 +572,6 @@ fn check_run_body(check: &CheckRun) -> String {
         }
     }
     truncate_comment(&body, MAX_NOTE_CHARS)
-}
-
-/// `body` cut to GitLab's limit, with `marker` still in it: a note that
-/// lost its marker would never be found again, and the next upsert would
-/// add another. If the cut (or the caller) left it out, it goes first.
-fn note_body(body: &str, marker: &str) -> String {
-    let cut = truncate_comment(body, MAX_NOTE_CHARS);
-    if cut.contains(marker) {
-        return cut;
-    }
-    let room = MAX_NOTE_CHARS.saturating_sub(marker.chars().count() + 1);
-    format!("{marker}\n{}", truncate_comment(body, room))
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.

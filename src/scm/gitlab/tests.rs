@@ -788,16 +788,22 @@ fn a_note_body_is_cut_to_gitlabs_limit_and_keeps_its_marker() {
     let marker = marker();
     let long = "x".repeat(MAX_NOTE_CHARS + 10);
 
-    let marker_first = note_body(&format!("{marker}\n{long}"), &marker);
+    let marker_first = sticky_body(&format!("{marker}\n{long}"), &marker, MAX_NOTE_CHARS);
     assert_eq!(marker_first.chars().count(), MAX_NOTE_CHARS);
     assert!(marker_first.starts_with(&marker));
 
-    let marker_last = note_body(&format!("{long}\n{marker}"), &marker);
+    let marker_last = sticky_body(&format!("{long}\n{marker}"), &marker, MAX_NOTE_CHARS);
     assert_eq!(marker_last.chars().count(), MAX_NOTE_CHARS);
     assert!(marker_last.starts_with(&format!("{marker}\nxxx")));
 
-    assert_eq!(note_body("short", &marker), format!("{marker}\nshort"));
-    assert_eq!(note_body(&comment("short"), &marker), comment("short"));
+    assert_eq!(
+        sticky_body("short", &marker, MAX_NOTE_CHARS),
+        format!("{marker}\nshort")
+    );
+    assert_eq!(
+        sticky_body(&comment("short"), &marker, MAX_NOTE_CHARS),
+        comment("short")
+    );
 }
 
 #[test]
