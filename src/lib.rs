@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -6,6 +6,7 @@
 pub mod event;
 pub mod ids;
 pub mod release;
+pub mod scope;
 
 pub use event::{
     CheckRunRerequested, Event, ImagePushed, Installation, InstallationAction, PullRequest,
@@ -13,3 +14,4 @@ pub use event::{
 };
 pub use ids::{CommitSha, DeliveryId, Digest, ImageName, InvalidId, Provider, RepoSlug, Tag};
 pub use release::{CommitOrigin, Component, Components};
+pub use scope::{Scope, Scopes};

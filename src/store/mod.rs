@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod installations;
 pub mod jobs;
 pub mod releases;
+pub mod service_accounts;
 pub mod statuses;
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Admin;
+use super::auth::Authorized;
 use super::Page;
 use crate::http::{ApiError, AppState};
 use crate::store::jobs::{self, JobState, RetryError};
@@ -26,7 +26,7 @@ struct Query {
 }
 
 async fn list(
-    _: Admin,
+    _: Authorized,
     query: web::Query<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -51,7 +51,7 @@ async fn list(
 }
 
 async fn get(
-    _: Admin,
+    _: Authorized,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -64,7 +64,7 @@ async fn get(
 
 /// Puts a finished job (dead, skipped or done) back in the queue.
 async fn retry(
-    _: Admin,
+    _: Authorized,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

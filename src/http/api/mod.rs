@@ -1,30 +1,96 @@
-//! `/api/v1`: JSON for operators and CI. Every route here requires a bearer
-//! token (the [`auth::Admin`] extractor); handlers call one store function
-//! and shape the answer.
+//! `/api/v1`: JSON for operators and CI. Every route is declared once in
+//! [`ROUTES`] with the scope it requires; [`auth::authorize`] enforces it
+//! before any handler runs. Handlers call one function and shape the answer.
 
 pub mod auth;
 mod jobs;
 mod releases;
+mod service_accounts;
 
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 use super::ApiError;
+use crate::domain::Scope;
 use serde::Deserialize;
+
+/// An `/api/v1` route and the scope a caller needs for it (`None`: public).
+#[derive(Debug)]
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    pub scope: Option<Scope>,
+}
+
+const fn route(method: Method, path: &'static str, scope: Scope) -> ApiRoute {
+    ApiRoute {
+        method,
+        path,
+        scope: Some(scope),
+    }
+}
+
+/// Every `/api/v1` route: the one place that says who may call what.
+pub static ROUTES: &[ApiRoute] = &[
+    route(Method::GET, "/api/v1/releases", Scope::ReleaseRead),
+    route(Method::GET, "/api/v1/releases/{id}", Scope::ReleaseRead),
+    route(Method::GET, "/api/v1/jobs", Scope::Admin),
+    route(Method::GET, "/api/v1/jobs/{id}", Scope::Admin),
+    route(Method::POST, "/api/v1/jobs/{id}/retry", Scope::Admin),
+    route(Method::GET, "/api/v1/service-accounts", Scope::Admin),
+    route(Method::POST, "/api/v1/service-accounts", Scope::Admin),
+    route(
+        Method::DELETE,
+        "/api/v1/service-accounts/{id}",
+        Scope::Admin,
+    ),
+];
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(from_fn(auth::authorize))
             // Malformed queries answer in the API's error shape, naming
             // what was wrong.
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::invalid(format!("invalid query string: {error}")).into()
             }))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_LIMIT)
+                    .error_handler(|error, _| json_error(error).into()),
+            )
             .configure(releases::config)
             .configure(jobs::config)
+            .configure(service_accounts::config)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),
     );
+}
+
+/// The largest JSON body an API call accepts.
+pub const JSON_LIMIT: usize = 1024 * 1024;
+
+/// A JSON body that could not be read, as the API's error: which field or
+/// position, and what was expected.
+fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    use actix_web::http::StatusCode;
+    match error {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::too_large(limit),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        E::Deserialize(error) if error.is_data() => {
+            ApiError::invalid(format!("invalid request body: {error}"))
+        }
+        E::Deserialize(error) => ApiError::invalid(format!("malformed JSON: {error}")),
+        other => ApiError::invalid(format!("cannot read the request body: {other}")),
+    }
 }
 
 /// A numeric id from the path; anything else names no resource.

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Admin;
+use super::auth::Authorized;
 use super::Page;
 use crate::http::{ApiError, AppState};
 use crate::store::releases;
@@ -23,7 +23,7 @@ struct Query {
 }
 
 async fn list(
-    _: Admin,
+    _: Authorized,
     query: web::Query<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -43,7 +43,7 @@ async fn list(
 }
 
 async fn get(
-    _: Admin,
+    _: Authorized,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
