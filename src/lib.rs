@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod ci;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub wake_dispatcher: Arc<Notify>,
     /// `admin.token`: the bearer token for `/api/v1`.
     pub admin_token: Option<SecretString>,
+    /// Components, providers and the database, for what CI reports.
+    pub outbox: Arc<crate::worker::Outbox>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.

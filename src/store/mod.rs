@@ -5,6 +5,7 @@
 //! milliseconds.
 
 pub mod body;
+pub mod builds;
 pub mod deliveries;
 pub mod inbox;
 pub mod installations;

@@ -170,16 +170,26 @@ pub async fn resolve_push(
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-                Some(
-                    sqlx::query_scalar(
-                        "SELECT id FROM releases WHERE component = $1 AND digest = $2 AND tag = $3",
-                    )
-                    .bind(r.component)
-                    .bind(r.digest)
-                    .bind(r.tag)
-                    .fetch_one(&mut *tx)
-                    .await?,
+                let id: i64 = sqlx::query_scalar(
+                    "SELECT id FROM releases WHERE component = $1 AND digest = $2 AND tag = $3",
                 )
+                .bind(r.component)
+                .bind(r.digest)
+                .bind(r.tag)
+                .fetch_one(&mut *tx)
+                .await?;
+                // A release made before its commit was known (CI reported the
+                // build later) gets it now.
+                sqlx::query(
+                    "UPDATE releases SET commit_sha = $1, source_url = COALESCE(source_url, $2) \
+                     WHERE id = $3 AND commit_sha IS NULL",
+                )
+                .bind(resolution.commit_sha)
+                .bind(resolution.source_url)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                Some(id)
             }
             None => None,
         };
@@ -205,11 +215,23 @@ pub struct Release {
     #[serde(rename = "commit")]
     pub commit_sha: Option<String>,
     pub source_url: Option<String>,
+    /// What the CI pipeline sent along (JSON), for releases made through
+    /// the API.
+    #[serde(serialize_with = "raw_json")]
+    pub metadata: Option<String>,
     pub created_at: i64,
 }
 
-const RELEASE_COLUMNS: &str =
-    "id, name, component, image, tag, digest, repository, commit_sha, source_url, created_at";
+fn raw_json<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize as _;
+    value
+        .as_deref()
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .serialize(s)
+}
+
+const RELEASE_COLUMNS: &str = "id, name, component, image, tag, digest, repository, commit_sha, \
+     source_url, metadata, created_at";
 
 /// Releases newest first, optionally of one component, `limit` of them
 /// with ids below `before` (keyset pagination).
@@ -259,4 +281,103 @@ pub async fn find(
             .fetch_optional(pool)
             .await?
     }))
+}
+
+/// A release a CI pipeline asks for.
+#[derive(Debug, Clone)]
+pub struct ApiRelease<'a> {
+    pub release: NewRelease<'a>,
+    pub commit_sha: Option<&'a str>,
+    pub source_url: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+}
+
+/// What creating a release through the API did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// A new release, with its jobs enqueued.
+    New(i64),
+    /// The same component, digest and tag were released before.
+    Existing(i64),
+    /// Another release already has this name.
+    NameTaken(i64),
+}
+
+/// Creates a release (idempotent on component, digest and tag, like pushes)
+/// and enqueues the jobs `jobs` makes for it, in one transaction. A release
+/// that existed without a commit gets this one, and its jobs then.
+pub async fn create(
+    db: &Db,
+    new: &ApiRelease<'_>,
+    jobs: impl FnOnce(i64) -> Vec<NewJob>,
+    now_ms: i64,
+) -> Result<Created, StoreError> {
+    let r = &new.release;
+    let created = with_pool!(db.writer(), |pool| {
+        let mut tx = pool.begin().await?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM releases WHERE name = $1 \
+             AND NOT (component = $2 AND digest = $3 AND tag = $4) LIMIT 1",
+        )
+        .bind(r.name)
+        .bind(r.component)
+        .bind(r.digest)
+        .bind(r.tag)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = taken {
+            return Ok(Created::NameTaken(id));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO releases \
+             (name, component, image, tag, digest, repository, commit_sha, source_url, metadata, \
+              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (component, digest, tag) DO NOTHING",
+        )
+        .bind(r.name)
+        .bind(r.component)
+        .bind(r.image)
+        .bind(r.tag)
+        .bind(r.digest)
+        .bind(r.repository)
+        .bind(new.commit_sha)
+        .bind(new.source_url)
+        .bind(new.metadata)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM releases WHERE component = $1 AND digest = $2 AND tag = $3",
+        )
+        .bind(r.component)
+        .bind(r.digest)
+        .bind(r.tag)
+        .fetch_one(&mut *tx)
+        .await?;
+        let commit_added = !inserted
+            && new.commit_sha.is_some()
+            && sqlx::query(
+                "UPDATE releases SET commit_sha = $1 WHERE id = $2 AND commit_sha IS NULL",
+            )
+            .bind(new.commit_sha)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        if inserted || commit_added {
+            for job in jobs(id) {
+                jobs::insert!(&mut *tx, &job, now_ms);
+            }
+        }
+        tx.commit().await?;
+        if inserted {
+            Created::New(id)
+        } else {
+            Created::Existing(id)
+        }
+    });
+    Ok(created)
 }

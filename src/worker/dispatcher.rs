@@ -24,6 +24,7 @@ use crate::domain::release::{release_name, source_commit};
 use crate::domain::{CommitSha, Components, Provider, RepoSlug, Tag};
 use crate::registry::{RegistryError, RegistryReader};
 use crate::scm::{Providers, ScmClient, ScmError};
+use crate::store::builds;
 use crate::store::jobs::{self, ClaimedJob, JobFinish, NewJob};
 use crate::store::releases::{self, NewRelease, Resolution};
 use crate::store::statuses;
@@ -488,7 +489,13 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
     };
     let revision = labels.as_ref().and_then(|l| l.revision.as_deref());
     let source_url = labels.as_ref().and_then(|l| l.source.as_deref());
-    let commit = source_commit(revision, tag.as_ref(), None);
+    let from_build =
+        match builds::commit_for(&outbox.db, &push.digest, &push.image, push.tag.as_deref()).await?
+        {
+            Some(sha) => CommitSha::parse(&sha).ok(),
+            None => None,
+        };
+    let commit = source_commit(revision, tag.as_ref(), from_build);
 
     let name = tag.as_ref().map(|t| release_name(&component.name, t));
     let repository = component.repository.to_string();

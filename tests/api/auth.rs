@@ -130,6 +130,20 @@ on_both_backends! {
 fn sample_body(path: &str) -> Value {
     match path {
         "/api/v1/service-accounts" => json!({"name": "made-by-test", "scopes": ["release:read"]}),
+        "/api/v1/releases" => json!({
+            "name": "hello-world-v9.9.9",
+            "components": [{"component": "hello-world", "digest": format!("sha256:{}", "9".repeat(64)), "tag": "v9.9.9"}],
+            "sourceRef": {"type": "git", "repository": "https://github.com/octo-org/hello-world",
+                          "commit": "6113728f27ae82c7b1a177c8d03f9e96e0adf246"}
+        }),
+        "/api/v1/ci-events/build-complete" => json!({
+            "buildId": "1", "status": "success", "commit": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+            "artifacts": [{"name": "hello-world", "digest": format!("sha256:{}", "8".repeat(64))}]
+        }),
+        "/api/v1/artefact-versions" => json!({
+            "name": "registry.example.com/octo-org/hello-world", "version": "v7.0.0", "type": "container",
+            "commit": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "ref": "refs/heads/main"
+        }),
         _ => json!({}),
     }
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod ci;
 mod cli;
 mod concurrency;
 mod events;

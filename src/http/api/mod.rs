@@ -3,7 +3,9 @@
 //! before any handler runs. Handlers call one function and shape the answer.
 
 pub mod auth;
+mod ci;
 mod jobs;
+pub mod json;
 mod releases;
 mod service_accounts;
 
@@ -35,6 +37,17 @@ const fn route(method: Method, path: &'static str, scope: Scope) -> ApiRoute {
 pub static ROUTES: &[ApiRoute] = &[
     route(Method::GET, "/api/v1/releases", Scope::ReleaseRead),
     route(Method::GET, "/api/v1/releases/{id}", Scope::ReleaseRead),
+    route(Method::POST, "/api/v1/releases", Scope::ReleaseCreate),
+    route(
+        Method::POST,
+        "/api/v1/ci-events/build-complete",
+        Scope::CiEventCreate,
+    ),
+    route(
+        Method::POST,
+        "/api/v1/artefact-versions",
+        Scope::CiEventCreate,
+    ),
     route(Method::GET, "/api/v1/jobs", Scope::Admin),
     route(Method::GET, "/api/v1/jobs/{id}", Scope::Admin),
     route(Method::POST, "/api/v1/jobs/{id}/retry", Scope::Admin),
@@ -56,41 +69,14 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::invalid(format!("invalid query string: {error}")).into()
             }))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(JSON_LIMIT)
-                    .error_handler(|error, _| json_error(error).into()),
-            )
             .configure(releases::config)
+            .configure(ci::config)
             .configure(jobs::config)
             .configure(service_accounts::config)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),
     );
-}
-
-/// The largest JSON body an API call accepts.
-pub const JSON_LIMIT: usize = 1024 * 1024;
-
-/// A JSON body that could not be read, as the API's error: which field or
-/// position, and what was expected.
-fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError as E;
-    use actix_web::http::StatusCode;
-    match error {
-        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::too_large(limit),
-        E::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ),
-        E::Deserialize(error) if error.is_data() => {
-            ApiError::invalid(format!("invalid request body: {error}"))
-        }
-        E::Deserialize(error) => ApiError::invalid(format!("malformed JSON: {error}")),
-        other => ApiError::invalid(format!("cannot read the request body: {other}")),
-    }
 }
 
 /// A numeric id from the path; anything else names no resource.

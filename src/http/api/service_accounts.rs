@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Authorized;
+use super::json::ApiJson;
 use crate::accounts::{self, NewAccount};
 use crate::domain::{Scope, Scopes};
 use crate::http::{ApiError, AppState};
@@ -86,10 +87,10 @@ fn describe(account: &ServiceAccount) -> Value {
 /// 201 with the token, shown this once.
 async fn create(
     _: Authorized,
-    body: web::Json<CreateRequest>,
+    ApiJson(body): ApiJson<CreateRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner().validate()?;
+    let new = body.validate()?;
     let created = accounts::create(&state.db, &new, now_ms()).await?;
     let mut answer = describe(&created.account);
     answer["token"] = json!(created.token.expose_secret());
