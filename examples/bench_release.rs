@@ -165,6 +165,7 @@ impl Backend {
 }
 
 /// One push to send: the commit it was built from, its tag and digest.
+#[derive(Clone)]
 struct Planned {
     sha: String,
     tag: String,
@@ -438,12 +439,7 @@ async fn drive(
     pushes: &[Planned],
     concurrency: usize,
 ) -> anyhow::Result<Vec<Sample>> {
-    let pushes: Arc<Vec<(String, String, String)>> = Arc::new(
-        pushes
-            .iter()
-            .map(|p| (p.sha.clone(), p.tag.clone(), p.digest.clone()))
-            .collect(),
-    );
+    let pushes = Arc::new(pushes.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let mut senders = JoinSet::new();
     for _ in 0..concurrency {
@@ -453,12 +449,12 @@ async fn drive(
             let mut samples = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((sha, tag, digest)) = pushes.get(i) else {
+                let Some(push) = pushes.get(i) else {
                     return anyhow::Ok(samples);
                 };
-                let arrived = statuses.expect(sha);
+                let arrived = statuses.expect(&push.sha);
                 let sent = Instant::now();
-                portcall.notify(tag, digest).await?;
+                portcall.notify(&push.tag, &push.digest).await?;
                 let acked = Instant::now();
                 let arrival = tokio::time::timeout(STATUS_TIMEOUT, arrived)
                     .await
