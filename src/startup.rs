@@ -78,6 +78,7 @@ impl Application {
             components: settings.components.clone(),
             public_url: settings.server.public_url.clone(),
             metrics: metrics.clone(),
+            wake: wake_dispatcher.clone(),
         });
         if let Some(hints) = &hints {
             for (repository, installation) in crate::store::installations::installations(&db)

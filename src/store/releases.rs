@@ -217,7 +217,7 @@ pub struct Release {
     pub source_url: Option<String>,
     /// What the CI pipeline sent along (JSON), for releases made through
     /// the API.
-    #[serde(serialize_with = "raw_json")]
+    #[serde(serialize_with = "raw_json", skip_serializing_if = "Option::is_none")]
     pub metadata: Option<String>,
     pub created_at: i64,
 }

@@ -42,6 +42,8 @@ pub struct Outbox {
     /// `server.public_url`, for links.
     pub public_url: Option<String>,
     pub metrics: Metrics,
+    /// Wakes this process's dispatcher when jobs are enqueued.
+    pub wake: Arc<Notify>,
 }
 
 impl Outbox {
@@ -534,6 +536,8 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
     };
     let release_id =
         releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;
+    // Its jobs are committed: run them now, not after this job's own finish.
+    outbox.wake.notify_one();
     Ok(describe_resolution(
         &push.image,
         push.tag.as_deref(),

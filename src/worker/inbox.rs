@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,9 @@ use crate::ingest::{self, SourceKind, StoredPayload};
 use crate::store::deliveries::{self, Claimed, Finish, Status};
 use crate::store::{now_ms, Db, StoreError};
 use crate::telemetry::Metrics;
+
+/// Deliveries of one batch processed at once.
+const CONCURRENCY: usize = 8;
 
 /// What the worker needs to know about a source to parse its deliveries.
 #[derive(Debug, Clone)]
@@ -105,14 +109,33 @@ impl InboxWorker {
         )
         .await?;
         let count = claimed.len();
+        // Deliveries of a batch are independent (handlers are idempotent and
+        // each commits on its own), so a few run at once: on PostgreSQL one
+        // delivery's commits would otherwise pace the whole inbox. A
+        // delivery not started when shutdown begins is released.
         let mut outcomes = Vec::with_capacity(count);
-        for (i, delivery) in claimed.iter().enumerate() {
-            if shutdown.is_cancelled() {
-                let rest: Vec<i64> = claimed[i..].iter().map(|d| d.id).collect();
-                deliveries::release(&self.db, &self.owner, &rest).await?;
-                break;
+        let mut not_started = Vec::new();
+        // By index: a closure over `&Claimed` would need a higher-ranked
+        // lifetime that spawned futures cannot name.
+        let claimed = &claimed;
+        let mut running = futures_util::stream::iter(0..count)
+            .map(|i| async move {
+                let delivery = &claimed[i];
+                if shutdown.is_cancelled() {
+                    (delivery.id, None)
+                } else {
+                    (delivery.id, Some(self.process(delivery).await))
+                }
+            })
+            .buffered(CONCURRENCY);
+        while let Some((id, finish)) = running.next().await {
+            match finish {
+                Some(finish) => outcomes.push((id, finish)),
+                None => not_started.push(id),
             }
-            outcomes.push((delivery.id, self.process(delivery).await));
+        }
+        if !not_started.is_empty() {
+            deliveries::release(&self.db, &self.owner, &not_started).await?;
         }
         // One commit for the whole batch. Should it fail, or this process die
         // first, the leases expire and the batch is processed again; handlers
