@@ -17,6 +17,7 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::ingest::Source;
+use crate::integrations::Integrations;
 use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub wake_dispatcher: Arc<Notify>,
     /// `admin.token`: the bearer token for `/api/v1`.
     pub admin_token: Option<SecretString>,
+    /// Sources, providers and registries with their health.
+    pub integrations: Arc<Integrations>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.

@@ -3,6 +3,8 @@
 //! and shape the answer.
 
 pub mod auth;
+mod deliveries;
+mod integrations;
 mod jobs;
 mod releases;
 
@@ -21,6 +23,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             }))
             .configure(releases::config)
             .configure(jobs::config)
+            .configure(deliveries::config)
+            .configure(integrations::config)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),
