@@ -22,6 +22,8 @@ use serde::Deserialize;
 use crate::domain::{Component, Components, RepoSlug};
 use crate::ingest::{HookSecret, RegistryApi, Source, SourceKind};
 
+pub mod catalog;
+
 /// Prefix of environment variables that override file settings.
 pub const ENV_PREFIX: &str = "PORTCALL__";
 
@@ -37,6 +39,7 @@ pub struct Settings {
     pub github: Option<GithubSettings>,
     pub gitlab: Option<GitlabSettings>,
     pub components: Components,
+    pub integrations: IntegrationSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +117,14 @@ pub struct DispatcherSettings {
     pub per_installation: usize,
 }
 
+/// The integrations health monitor (`GET /api/v1/integrations`).
+#[derive(Debug, Clone)]
+pub struct IntegrationSettings {
+    /// How often the providers and registries are checked, and the sources'
+    /// health recomputed.
+    pub health_interval: Duration,
+}
+
 #[derive(Debug)]
 pub struct GithubSettings {
     pub app_id: u64,
@@ -142,6 +153,7 @@ pub struct RawSettings {
     github: Option<RawGithub>,
     gitlab: Option<RawGitlab>,
     components: Vec<RawComponent>,
+    integrations: RawIntegrations,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +254,20 @@ impl Default for RawDispatcher {
             backoff_max_secs: 900,
             concurrency: 8,
             per_installation: 2,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawIntegrations {
+    health_interval_secs: u64,
+}
+
+impl Default for RawIntegrations {
+    fn default() -> Self {
+        Self {
+            health_interval_secs: 300,
         }
     }
 }
@@ -623,6 +649,17 @@ impl Settings {
 
         let components = components(raw.components, &mut p);
 
+        let interval = raw.integrations.health_interval_secs;
+        if !(1..=86_400).contains(&interval) {
+            p.add(
+                "integrations.health_interval_secs",
+                "must be between 1 and 86400 seconds",
+            );
+        }
+        let integrations = IntegrationSettings {
+            health_interval: Duration::from_secs(interval.clamp(1, 86_400)),
+        };
+
         if p.0.is_empty() {
             Ok(Settings {
                 server,
@@ -634,6 +671,7 @@ impl Settings {
                 github,
                 gitlab,
                 components,
+                integrations,
             })
         } else {
             Err(ConfigError { problems: p.0 })

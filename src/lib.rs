@@ -16,6 +16,10 @@
 //! - [`registry`]: reads a pushed image's manifest and config from its
 //!   registry for the source commit (OCI annotations and labels).
 //! - [`scm`]: posting back to GitHub and GitLab behind one trait.
+//! - [`probe`]: live checks of those services and registries (reachable?
+//!   credentials accepted?), implemented by each adapter.
+//! - [`integrations`]: every configured source, provider and registry with
+//!   its health, kept fresh by a background monitor.
 //! - [`domain`]: identifiers, normalized events, components and release
 //!   rules; no I/O.
 //! - [`telemetry`]: tracing and Prometheus metrics.
@@ -31,6 +35,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod integrations;
+pub mod probe;
 pub mod registry;
 pub mod scm;
 pub mod startup;

@@ -47,6 +47,8 @@ use serde::Deserialize;
 use crate::domain::Digest;
 use crate::ingest::RegistryApi;
 
+mod probe;
+
 /// The OCI annotation (and label) naming the source commit.
 pub const REVISION_KEY: &str = "org.opencontainers.image.revision";
 /// The OCI annotation (and label) naming the source repository's URL.
@@ -59,6 +61,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one [`RegistryReader::image_source`] may take in all, so a
 /// registry that trickles bytes cannot hold a worker forever.
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// What portcall calls itself to registries.
+const USER_AGENT: &str = concat!("portcall/", env!("CARGO_PKG_VERSION"));
 /// The largest image config read. Configs are a few KiB; a long build
 /// history makes them tens of KiB.
 const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
@@ -101,6 +105,11 @@ pub struct RegistryReader {
     client: Client,
     /// `host[:port]` of `api_url`: what oci-client addresses.
     host: String,
+    /// `api_url` itself (`http(s)://host[:port]`), for the health check's
+    /// plain requests.
+    base_url: String,
+    /// The health check's HTTP client (see [`probe`]).
+    http: reqwest_oci::Client,
     auth: RegistryAuth,
     /// Kept only to scrub it out of error messages, in case a registry or
     /// token service echoes it back.
@@ -137,15 +146,25 @@ impl RegistryReader {
             // Indexes are followed here, not by oci-client, so that the
             // index's own annotations are seen too.
             platform_resolver: None,
-            user_agent: concat!("portcall/", env!("CARGO_PKG_VERSION")),
+            user_agent: USER_AGENT,
             ..ClientConfig::default()
         };
         // `Client::new` would fall back to a default (https) client on error.
         let client = Client::try_from(config).map_err(|e| {
             RegistryError::Permanent(format!("cannot build a client for {host}: {e}"))
         })?;
+        let http = reqwest_oci::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(READ_TIMEOUT)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| {
+                RegistryError::Permanent(format!("cannot build a client for {host}: {e}"))
+            })?;
         Ok(Self {
             client,
+            base_url: api.url.trim_end_matches('/').to_owned(),
+            http,
             host,
             auth,
             password: api.password.clone(),
@@ -276,18 +295,24 @@ impl RegistryReader {
     /// Classifies an oci-client error and words it, without the password.
     fn error(&self, step: &str, error: OciDistributionError) -> RegistryError {
         let transient = is_transient(&error);
-        let mut message = format!("{step} at {}: {}", self.host, error_chain(&error));
+        let message = self.scrub(format!("{step} at {}: {}", self.host, error_chain(&error)));
+        if transient {
+            RegistryError::Transient(message)
+        } else {
+            RegistryError::Permanent(message)
+        }
+    }
+
+    /// `message` without the password, in case a registry or token service
+    /// echoed it back.
+    fn scrub(&self, mut message: String) -> String {
         if let Some(password) = &self.password {
             let password = password.expose_secret();
             if !password.is_empty() {
                 message = message.replace(password, "[REDACTED]");
             }
         }
-        if transient {
-            RegistryError::Transient(message)
-        } else {
-            RegistryError::Permanent(message)
-        }
+        message
     }
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState, SourceEntry};
+use crate::integrations::Integrations;
 use crate::registry::RegistryReader;
 use crate::scm::Providers;
 use crate::store::inbox::InboxWriter;
@@ -39,6 +40,9 @@ pub struct Application {
     worker: Option<InboxWorker>,
     dispatcher: Option<Dispatcher>,
     writer: JoinHandle<()>,
+    integrations: Arc<Integrations>,
+    /// How often the integrations health monitor checks.
+    health_interval: std::time::Duration,
 }
 
 impl Application {
@@ -68,9 +72,20 @@ impl Application {
                         source.name
                     )
                 })?;
-                registries.insert(source.name.clone(), reader);
+                registries.insert(source.name.clone(), Arc::new(reader));
             }
         }
+        let integrations = Arc::new(Integrations::new(
+            &settings
+                .sources
+                .iter()
+                .map(|s| (s.name.clone(), s.kind))
+                .collect::<Vec<_>>(),
+            &providers,
+            &registries,
+            db.clone(),
+            metrics.clone(),
+        ));
         let outbox = Arc::new(Outbox {
             db: db.clone(),
             providers,
@@ -152,6 +167,7 @@ impl Application {
             wake_dispatcher,
             admin_token: settings.admin.token,
             outbox,
+            integrations: integrations.clone(),
         });
 
         let listener = TcpListener::bind(server_settings.listen)
@@ -175,6 +191,8 @@ impl Application {
             worker,
             dispatcher,
             writer,
+            integrations,
+            health_interval: settings.integrations.health_interval,
         })
     }
 
@@ -200,6 +218,10 @@ impl Application {
         let dispatcher = self
             .dispatcher
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
+        let monitor = tokio::spawn(
+            self.integrations
+                .run_monitor(self.health_interval, shutdown.clone()),
+        );
         let handle: ServerHandle = self.server.handle();
         let server = tokio::spawn(self.server);
         stop.await;
@@ -212,6 +234,9 @@ impl Application {
         if let Some(dispatcher) = dispatcher {
             dispatcher.await.context("outbox dispatcher panicked")?;
         }
+        monitor
+            .await
+            .context("integrations health monitor panicked")?;
         server.await.context("server task panicked")??;
         // The server's state (and with it the last writer handle) is gone:
         // the writer drains what is queued and ends.

@@ -3,6 +3,7 @@
 //! Field names are dotted and stable (`delivery.id`, `source.name`); no log
 //! line carries a secret, a token or a webhook body.
 
+use prometheus::core::Collector as _;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -127,6 +128,36 @@ impl Metrics {
         }
     }
 
+    /// What `source`'s senders did since this process started: requests
+    /// that passed verification (accepted or duplicate) and requests refused
+    /// for a missing or wrong signature or token.
+    pub fn source_tally(&self, source: &str) -> SourceTally {
+        let sum = |vec: &IntCounterVec, matches: &dyn Fn(&str, &str) -> bool| -> u64 {
+            vec.collect()
+                .iter()
+                .flat_map(|family| family.get_metric())
+                .filter(|metric| {
+                    let labels = metric.get_label();
+                    let value = |name: &str| {
+                        labels
+                            .iter()
+                            .find(|l| l.name() == name)
+                            .map_or("", |l| l.value())
+                    };
+                    matches(value("source"), value("outcome"))
+                })
+                // Counters are whole numbers kept as f64.
+                .map(|metric| metric.get_counter().get_value() as u64)
+                .sum()
+        };
+        SourceTally {
+            verified: sum(&self.webhook_deliveries, &|s, outcome| {
+                s == source && matches!(outcome, "accepted" | "duplicate")
+            }),
+            refused: sum(&self.verify_failures, &|s, _| s == source),
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -135,6 +166,15 @@ impl Metrics {
             .expect("encoding to a Vec cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
+}
+
+/// A source's requests since start, by verification result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceTally {
+    /// Passed verification (stored, or a duplicate of a stored one).
+    pub verified: u64,
+    /// Refused for a missing or wrong signature or token.
+    pub refused: u64,
 }
 
 impl Default for Metrics {

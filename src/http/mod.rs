@@ -17,6 +17,7 @@ pub use error::ApiError;
 
 use crate::clock::Clock;
 use crate::ingest::Source;
+use crate::integrations::Integrations;
 use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     /// Components, providers and the database, for what CI reports.
     pub outbox: Arc<crate::worker::Outbox>,
+    /// Sources, providers and registries with their health.
+    pub integrations: Arc<Integrations>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.

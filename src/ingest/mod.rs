@@ -384,6 +384,31 @@ pub(crate) fn keep_headers(
         .collect()
 }
 
+/// Whether a request header carries a credential: a signature, a token, a
+/// password. Ingest never stores these (each kind keeps a short list of
+/// harmless headers); whoever shows stored headers redacts these anyway,
+/// as a second guard. Names are compared case-insensitively; besides the
+/// headers the source kinds verify, any name containing `token`, `secret`,
+/// `signature` or `auth` counts.
+pub fn is_credential_header(name: &str) -> bool {
+    const NAMED: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-hub-signature",
+        "x-hub-signature-256",
+        "x-gitlab-token",
+        "webhook-signature",
+        "x-jfrog-event-auth",
+        "x-nexus-webhook-signature",
+    ];
+    let name = name.to_ascii_lowercase();
+    NAMED.contains(&name.as_str())
+        || ["token", "secret", "signature", "auth"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
 /// Any JSON value, checked and dropped without building anything. Unlike
 /// `serde::de::IgnoredAny` it goes through `deserialize_any`, so serde_json's
 /// recursion limit (128 levels) refuses absurdly nested bodies.
@@ -503,6 +528,37 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_headers_are_known_by_name_and_by_the_words_in_them() {
+        for name in [
+            "Authorization",
+            "X-Hub-Signature",
+            "x-hub-signature-256",
+            "X-Gitlab-Token",
+            "webhook-signature",
+            "X-JFrog-Event-Auth",
+            "X-Nexus-Webhook-Signature",
+            "X-Custom-Token",
+            "x-api-secret",
+            "X-Amz-Security-Token",
+            "Proxy-Authorization",
+        ] {
+            assert!(is_credential_header(name), "{name}");
+        }
+        for name in [
+            "x-github-event",
+            "x-github-delivery",
+            "x-gitlab-event-uuid",
+            "idempotency-key",
+            "webhook-id",
+            "webhook-timestamp",
+            "content-type",
+            "user-agent",
+        ] {
+            assert!(!is_credential_header(name), "{name}");
+        }
+    }
 
     #[test]
     fn json_object_check_accepts_objects_only() {

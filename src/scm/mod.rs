@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CommitSha, Provider, RepoSlug};
+use crate::probe::HealthCheck;
 
 /// The state of a commit status, in GitHub's words; GitLab's adapter maps
 /// them (`pending`→`pending`, `in_progress`→`running`, `success`→`success`,
@@ -232,6 +233,10 @@ pub trait InstallationHints: Send + Sync {
 pub struct Providers {
     pub github: Option<Arc<dyn ScmClient>>,
     pub gitlab: Option<Arc<dyn ScmClient>>,
+    /// The same GitHub client, as a live check (`/api/v1/integrations`).
+    pub github_check: Option<Arc<dyn HealthCheck>>,
+    /// The same GitLab client, as a live check.
+    pub gitlab_check: Option<Arc<dyn HealthCheck>>,
 }
 
 impl Providers {
@@ -249,12 +254,15 @@ impl Providers {
         let gitlab = gitlab
             .map(gitlab::GitlabClient::new)
             .transpose()
-            .context("[gitlab]: cannot set up the GitLab client")?;
+            .context("[gitlab]: cannot set up the GitLab client")?
+            .map(Arc::new);
         let hints = github.clone().map(|g| g as Arc<dyn InstallationHints>);
         Ok((
             Self {
+                github_check: github.clone().map(|g| g as Arc<dyn HealthCheck>),
+                gitlab_check: gitlab.clone().map(|g| g as Arc<dyn HealthCheck>),
                 github: github.map(|g| g as Arc<dyn ScmClient>),
-                gitlab: gitlab.map(|g| Arc::new(g) as Arc<dyn ScmClient>),
+                gitlab: gitlab.map(|g| g as Arc<dyn ScmClient>),
             },
             hints,
         ))

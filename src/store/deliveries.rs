@@ -400,7 +400,8 @@ pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<u64, StoreErro
     Ok(released)
 }
 
-/// A stored delivery, for the admin API and tests.
+/// A stored delivery without its headers and body: what the admin API
+/// lists, and what tests inspect.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryRecord {
     pub id: i64,
@@ -412,7 +413,9 @@ pub struct DeliveryRecord {
     pub event_kind: Option<String>,
     pub outcome: Option<String>,
     pub last_error: Option<String>,
+    pub content_type: Option<String>,
     pub received_at: i64,
+    pub next_attempt_at: i64,
     pub processed_at: Option<i64>,
     pub lease_owner: Option<String>,
 }
@@ -434,7 +437,9 @@ struct RecordRow {
     event_kind: Option<String>,
     outcome: Option<String>,
     last_error: Option<String>,
+    content_type: Option<String>,
     received_at: i64,
+    next_attempt_at: i64,
     processed_at: Option<i64>,
     lease_owner: Option<String>,
 }
@@ -456,7 +461,9 @@ impl TryFrom<RecordRow> for DeliveryRecord {
             event_kind: row.event_kind,
             outcome: row.outcome,
             last_error: row.last_error,
+            content_type: row.content_type,
             received_at: row.received_at,
+            next_attempt_at: row.next_attempt_at,
             processed_at: row.processed_at,
             lease_owner: row.lease_owner,
         })
@@ -465,31 +472,163 @@ impl TryFrom<RecordRow> for DeliveryRecord {
 
 const RECORD_COLUMNS: &str =
     "id, source, delivery_id, event, status, attempts, event_kind, outcome, \
-     last_error, received_at, processed_at, lease_owner";
+     last_error, content_type, received_at, next_attempt_at, processed_at, lease_owner";
 
-/// Every delivery, oldest first (`status` narrows the list).
-pub async fn list(
-    db: &Db,
-    status: Option<Status>,
-    limit: i64,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let sql = match status {
-        Some(_) => format!(
-            "SELECT {RECORD_COLUMNS} FROM deliveries WHERE status = $2 ORDER BY id LIMIT $1"
-        ),
-        None => format!("SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id LIMIT $1"),
-    };
-    let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
-        let mut query = sqlx::query_as(&sql).bind(limit);
-        if let Some(status) = status {
-            query = query.bind(status.as_str());
-        }
-        query.fetch_all(pool).await?
-    });
+fn records(rows: Vec<RecordRow>) -> Result<Vec<DeliveryRecord>, StoreError> {
     Ok(rows
         .into_iter()
         .map(DeliveryRecord::try_from)
         .collect::<Result<_, _>>()?)
+}
+
+/// What [`list`] narrows the inbox to; `None` leaves a field open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// The `[[sources]]` name.
+    pub source: Option<&'a str>,
+    pub status: Option<Status>,
+    /// The sender's event name (`push`, `Push Hook`) or the normalized
+    /// event kind (`image_pushed`, `pull_request`).
+    pub event: Option<&'a str>,
+}
+
+/// Deliveries matching `filter`, newest first: `limit` rows with ids below
+/// `before` (keyset pagination, like releases and jobs).
+pub async fn list(
+    db: &Db,
+    filter: Filter<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM deliveries \
+         WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR status = $2) \
+           AND ($3 IS NULL OR event = $3 OR event_kind = $3) AND ($4 IS NULL OR id < $4) \
+         ORDER BY id DESC LIMIT $5"
+    );
+    let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as(&sql)
+            .bind(filter.source)
+            .bind(filter.status.map(Status::as_str))
+            .bind(filter.event)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    });
+    records(rows)
+}
+
+/// Every delivery, oldest first: for tests, which look at a whole (small)
+/// inbox in arrival order.
+pub async fn all(db: &Db) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM deliveries ORDER BY id");
+    let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as(&sql).fetch_all(pool).await?
+    });
+    records(rows)
+}
+
+/// One stored delivery in full: the record, the headers kept at ingest and
+/// the body as received.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub record: DeliveryRecord,
+    /// Header name (lower case) to value, as stored.
+    pub headers: BTreeMap<String, String>,
+    /// The exact bytes received; `Err` if the stored copy cannot be decoded.
+    pub body: Result<Vec<u8>, String>,
+}
+
+#[derive(FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    record: RecordRow,
+    headers: String,
+    body: Vec<u8>,
+    body_encoding: String,
+}
+
+/// The delivery with row id `id`, headers and body included.
+pub async fn get(db: &Db, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS}, headers, body, body_encoding FROM deliveries WHERE id = $1"
+    );
+    let row: Option<DetailRow> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+    });
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let headers = serde_json::from_str(&row.headers).map_err(|e| sqlx::Error::ColumnDecode {
+        index: "headers".into(),
+        source: Box::new(e),
+    })?;
+    Ok(Some(DeliveryDetail {
+        record: row.record.try_into()?,
+        headers,
+        body: body::decode(&row.body_encoding, row.body).map_err(|e| e.to_string()),
+    }))
+}
+
+/// Why a delivery could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no delivery {0}")]
+    NotFound(i64),
+    #[error("delivery {0} is being processed right now; replay it once it is done")]
+    InProgress(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Puts a delivery back in the inbox: `pending`, due at `now_ms`, attempts
+/// reset, outcome cleared, so the worker processes it again from its stored
+/// body. A delivery leased by a live worker is left alone (its outcome is
+/// about to be written); one whose lease expired is taken back.
+pub async fn replay(db: &Db, id: i64, now_ms: i64) -> Result<(), ReplayError> {
+    let updated = with_pool!(db.writer(), |pool| {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+                 lease_owner = NULL, lease_expires_at = NULL, outcome = NULL, \
+                 last_error = NULL, processed_at = NULL \
+             WHERE id = $2 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected()
+    });
+    if updated == 1 {
+        return Ok(());
+    }
+    let exists: Option<i64> = with_pool!(db.reader(), |pool| {
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::from)?
+    });
+    Err(match exists {
+        Some(_) => ReplayError::InProgress(id),
+        None => ReplayError::NotFound(id),
+    })
+}
+
+/// When the newest delivery from `source` was received (Unix ms), if any.
+/// Every stored delivery passed verification.
+pub async fn last_received(db: &Db, source: &str) -> Result<Option<i64>, StoreError> {
+    let at: Option<i64> = with_pool!(db.reader(), |pool| {
+        sqlx::query_scalar(
+            "SELECT received_at FROM deliveries WHERE source = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(source)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(at)
 }
 
 /// The body of a stored delivery exactly as it was received.

@@ -37,7 +37,7 @@ pub struct Outbox {
     pub db: Db,
     pub providers: Providers,
     /// Registry readers by `[[sources]]` name (sources with an `api_url`).
-    pub registries: HashMap<String, RegistryReader>,
+    pub registries: HashMap<String, Arc<RegistryReader>>,
     pub components: Components,
     /// `server.public_url`, for links.
     pub public_url: Option<String>,

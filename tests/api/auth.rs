@@ -91,6 +91,7 @@ on_both_backends! {
         let job = jobs[0]["id"].as_i64().unwrap();
         let (_, releases) = app.get_api("/api/v1/releases").await;
         let release = releases["releases"][0]["id"].as_i64().unwrap();
+        let delivery = app.deliveries().await[0].id;
 
         for route in portcall::http::api::ROUTES {
             let Some(scope) = route.scope else { continue };
@@ -99,9 +100,11 @@ on_both_backends! {
             let target = create_account(&app, &["release:read"], None).await;
             let path = route
                 .path
+                .replace("{name}", "ci")
                 .replace("{id}", &match route.path {
                     p if p.starts_with("/api/v1/releases") => release.to_string(),
                     p if p.starts_with("/api/v1/jobs") => job.to_string(),
+                    p if p.starts_with("/api/v1/deliveries") => delivery.to_string(),
                     _ => target["id"].as_str().unwrap().to_owned(),
                 });
             let body = (method == "POST").then(|| sample_body(route.path));

@@ -207,9 +207,7 @@ async fn a_delivery_accepted_before_a_crash_is_processed_after_restart() {
         .unwrap();
     let mut status = Status::Pending;
     for _ in 0..200 {
-        let rows = portcall::store::deliveries::list(&store, None, 10)
-            .await
-            .unwrap();
+        let rows = portcall::store::deliveries::all(&store).await.unwrap();
         assert_eq!(rows.len(), 1);
         status = rows[0].status;
         if status != Status::Pending {

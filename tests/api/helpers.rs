@@ -507,7 +507,7 @@ impl TestApp {
     }
 
     pub async fn deliveries(&self) -> Vec<DeliveryRecord> {
-        deliveries::list(&self.store, None, 100_000).await.unwrap()
+        deliveries::all(&self.store).await.unwrap()
     }
 
     /// Waits until no delivery is pending (the worker runs in the

@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod events;
 mod inbox;
+mod operations;
 mod outbox;
 mod providers;
 mod registry;

@@ -4,6 +4,8 @@
 
 pub mod auth;
 mod ci;
+mod deliveries;
+mod integrations;
 mod jobs;
 pub mod json;
 mod releases;
@@ -58,6 +60,16 @@ pub static ROUTES: &[ApiRoute] = &[
         "/api/v1/service-accounts/{id}",
         Scope::Admin,
     ),
+    route(Method::GET, "/api/v1/deliveries", Scope::Admin),
+    route(Method::GET, "/api/v1/deliveries/{id}", Scope::Admin),
+    route(Method::POST, "/api/v1/deliveries/{id}/replay", Scope::Admin),
+    route(Method::GET, "/api/v1/integrations", Scope::Admin),
+    route(
+        Method::POST,
+        "/api/v1/integrations/{name}/test",
+        Scope::Admin,
+    ),
+    route(Method::GET, "/api/v1/integration-types", Scope::Admin),
 ];
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -73,6 +85,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(ci::config)
             .configure(jobs::config)
             .configure(service_accounts::config)
+            .configure(deliveries::config)
+            .configure(integrations::config)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),

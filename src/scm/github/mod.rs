@@ -26,6 +26,7 @@
 
 mod auth;
 mod errors;
+mod probe;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -90,6 +91,16 @@ pub enum GithubSetupError {
 struct Answer {
     headers: HeaderMap,
     body: String,
+}
+
+/// Why [`GithubClient::send`] got no 2xx answer.
+enum Failure {
+    /// octocrab's error: GitHub's non-2xx answer, or a transport failure.
+    Octocrab(octocrab::Error),
+    /// No whole answer within [`REQUEST_TIMEOUT`] (already classified).
+    TimedOut(ScmError),
+    /// The request could not be built (already classified).
+    Unsendable(ScmError),
 }
 
 impl GithubClient {
@@ -254,9 +265,31 @@ impl GithubClient {
         credential: &SecretString,
         body: Option<&B>,
     ) -> Result<Answer, ScmError> {
+        self.send(method, target, credential, body)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Octocrab(err) => errors::classify(&err, self.clock.now_unix()),
+                Failure::TimedOut(error) | Failure::Unsendable(error) => error,
+            })
+    }
+
+    /// [`Self::exchange`] before classification, so a health check can tell
+    /// "GitHub answered with an error" from "GitHub did not answer".
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: &Method,
+        target: &Uri,
+        credential: &SecretString,
+        body: Option<&B>,
+    ) -> Result<Answer, Failure> {
         let mut authorization =
             HeaderValue::from_str(&format!("Bearer {}", credential.expose_secret())).map_err(
-                |_| ScmError::permanent(None, "a GitHub credential is not a valid header value"),
+                |_| {
+                    Failure::Unsendable(ScmError::permanent(
+                        None,
+                        "a GitHub credential is not a valid header value",
+                    ))
+                },
             )?;
         authorization.set_sensitive(true);
         let builder = http::Request::builder()
@@ -266,7 +299,7 @@ impl GithubClient {
         let request = self
             .crab
             .build_request(builder, body)
-            .map_err(|e| errors::classify(&e, self.clock.now_unix()))?;
+            .map_err(|e| Failure::Unsendable(errors::classify(&e, self.clock.now_unix())))?;
         let exchange = async {
             let response = self.crab.execute(request).await?;
             let response = octocrab::map_github_error(response).await?;
@@ -276,15 +309,15 @@ impl GithubClient {
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(err)) => Err(errors::classify(&err, self.clock.now_unix())),
-            Err(_) => Err(ScmError::transient(
+            Ok(Err(err)) => Err(Failure::Octocrab(err)),
+            Err(_) => Err(Failure::TimedOut(ScmError::transient(
                 format!(
                     "GitHub did not answer {method} {} within {}s",
                     target.path(),
                     REQUEST_TIMEOUT.as_secs()
                 ),
                 None,
-            )),
+            ))),
         }
     }
 

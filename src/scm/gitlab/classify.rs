@@ -107,6 +107,27 @@ pub(super) fn classify(failure: Failure<'_>, now: SystemTime) -> ScmError {
     }
 }
 
+/// Whether GitLab (or a proxy in front of it) answered at all, as opposed
+/// to no connection, no answer in time, or no request: what tells a health
+/// check's "refused" from "unreachable".
+pub(super) fn answered(failure: &Failure<'_>) -> bool {
+    match failure {
+        Failure::Answer { .. } => true,
+        Failure::TimedOut(_) => false,
+        Failure::Build(GitlabError::Api { source }) | Failure::Api(source) => matches!(
+            source,
+            ApiError::GitlabWithStatus { .. }
+                | ApiError::GitlabObjectWithStatus { .. }
+                | ApiError::GitlabUnrecognizedWithStatus { .. }
+                | ApiError::GitlabService { .. }
+                | ApiError::GitlabRateLimited { .. }
+                | ApiError::MovedPermanently { .. }
+        ),
+        Failure::Build(GitlabError::Http { .. }) => true,
+        Failure::Build(_) => false,
+    }
+}
+
 /// The rule for an HTTP answer.
 fn by_status(
     status: StatusCode,

@@ -21,6 +21,7 @@
 //! again on the next call).
 
 mod classify;
+mod probe;
 #[cfg(test)]
 mod tests;
 
@@ -142,6 +143,17 @@ impl GitlabClient {
 
     /// The crate's client, built (and the token checked) on first use.
     async fn api(&self) -> Result<&AsyncGitlab, ScmError> {
+        self.connect().await.map_err(|failure| {
+            in_context(
+                "connecting to GitLab (GET /user)",
+                classify(failure, SystemTime::now()),
+            )
+        })
+    }
+
+    /// [`Self::api`] before classification, so a health check can tell a
+    /// refused token from an unreachable GitLab.
+    async fn connect(&self) -> Result<&AsyncGitlab, Failure<'static>> {
         self.api
             .get_or_try_init(|| async {
                 let mut builder =
@@ -150,16 +162,11 @@ impl GitlabClient {
                     builder.insecure();
                 }
                 builder.user_agent(USER_AGENT);
-                let failure =
-                    match tokio::time::timeout(self.request_timeout, builder.build_async()).await {
-                        Ok(Ok(api)) => return Ok(api),
-                        Ok(Err(error)) => Failure::Build(error),
-                        Err(_elapsed) => Failure::TimedOut(self.request_timeout),
-                    };
-                Err(in_context(
-                    "connecting to GitLab (GET /user)",
-                    classify(failure, SystemTime::now()),
-                ))
+                match tokio::time::timeout(self.request_timeout, builder.build_async()).await {
+                    Ok(Ok(api)) => Ok(api),
+                    Ok(Err(error)) => Err(Failure::Build(error)),
+                    Err(_elapsed) => Err(Failure::TimedOut(self.request_timeout)),
+                }
             })
             .await
     }
@@ -167,6 +174,31 @@ impl GitlabClient {
     /// Sends `endpoint` (with `page` of [`PER_PAGE`] for a list) and returns
     /// GitLab's 2xx answer, or the classified failure.
     async fn send<E>(
+        &self,
+        endpoint: &E,
+        page: Option<u32>,
+    ) -> Result<http::Response<Bytes>, ScmError>
+    where
+        E: Endpoint + Sync,
+    {
+        let answer = self.send_any(endpoint, page).await?;
+        if answer.status().is_success() {
+            Ok(answer)
+        } else {
+            Err(classify(
+                Failure::Answer {
+                    status: answer.status(),
+                    headers: answer.headers(),
+                    body: answer.body(),
+                },
+                SystemTime::now(),
+            ))
+        }
+    }
+
+    /// Sends `endpoint` and returns whatever GitLab answered, 2xx or not;
+    /// an error means there was no answer (or no request).
+    async fn send_any<E>(
         &self,
         endpoint: &E,
         page: Option<u32>,
@@ -204,25 +236,13 @@ impl GitlabClient {
                 classify(Failure::TimedOut(self.request_timeout), SystemTime::now())
             })?
             .map_err(|error| classify(Failure::Api(error), SystemTime::now()))?;
-        let status = answer.status();
         tracing::debug!(
             http.method = %method,
             http.path = url.path(),
-            http.status = status.as_u16(),
+            http.status = answer.status().as_u16(),
             "GitLab answered"
         );
-        if status.is_success() {
-            Ok(answer)
-        } else {
-            Err(classify(
-                Failure::Answer {
-                    status,
-                    headers: answer.headers(),
-                    body: answer.body(),
-                },
-                SystemTime::now(),
-            ))
-        }
+        Ok(answer)
     }
 
     /// Every item of a list, page after page: on while GitLab's

@@ -1,0 +1,355 @@
+//! The catalog of integration types: every source kind and provider kind
+//! portcall can be configured with, and the configuration inputs of each,
+//! as `GET /api/v1/integration-types` serves it to CLIs and UIs.
+//!
+//! It says what the README's configuration reference says, in data. A test
+//! below keeps it honest: every key the parser accepts in `[[sources]]`,
+//! `[github]` and `[gitlab]` is in the catalog and the other way round, and
+//! every field is in the README's table.
+
+use serde::Serialize;
+
+/// One kind of integration.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IntegrationType {
+    /// As `/api/v1/integrations` names kinds: `source:github`,
+    /// `provider:gitlab`, …
+    pub kind: &'static str,
+    /// `source` (a webhook endpoint portcall receives on) or `provider`
+    /// (a service portcall posts results to).
+    pub category: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// Where in the configuration file it is set.
+    pub section: &'static str,
+    pub inputs: &'static [Input],
+}
+
+/// One configuration key of an integration type.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Input {
+    /// The key, e.g. `secrets` or `app_id`.
+    pub field: &'static str,
+    #[serde(rename = "type")]
+    pub kind: InputType,
+    pub required: bool,
+    /// A secret reference (`env:NAME` or `file:/path`); a literal value is
+    /// refused.
+    pub secret: bool,
+    /// The one value this type takes (the `kind` of a source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<&'static str>,
+    pub description: &'static str,
+}
+
+/// The TOML type of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputType {
+    String,
+    Integer,
+    /// An `http://` or `https://` URL.
+    Url,
+    /// An array of strings.
+    StringList,
+}
+
+const fn input(
+    field: &'static str,
+    kind: InputType,
+    required: bool,
+    secret: bool,
+    description: &'static str,
+) -> Input {
+    Input {
+        field,
+        kind,
+        required,
+        secret,
+        value: None,
+        default: None,
+        description,
+    }
+}
+
+const SOURCE_NAME: Input = input(
+    "name",
+    InputType::String,
+    true,
+    false,
+    "endpoint name: POST /webhooks/{name}; 1-63 of [a-z0-9_-]",
+);
+
+const SOURCE_SECRETS: Input = input(
+    "secrets",
+    InputType::StringList,
+    true,
+    true,
+    "one or more secret references; any one may match (rotation)",
+);
+
+const fn source_kind(kind: &'static str) -> Input {
+    Input {
+        value: Some(kind),
+        ..input(
+            "kind",
+            InputType::String,
+            true,
+            false,
+            "the source kind: github, gitlab, distribution or standard",
+        )
+    }
+}
+
+const GITHUB_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("github"), SOURCE_SECRETS];
+const GITLAB_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("gitlab"), SOURCE_SECRETS];
+const STANDARD_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("standard"), SOURCE_SECRETS];
+const DISTRIBUTION_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("distribution"),
+    SOURCE_SECRETS,
+    input(
+        "registry",
+        InputType::String,
+        false,
+        false,
+        "canonical host for image names (default: the host the registry reports)",
+    ),
+    input(
+        "api_url",
+        InputType::Url,
+        false,
+        false,
+        "where manifests and configs are read (http:// or https:// host, no path); without it the source commit comes from a sha tag only",
+    ),
+    input(
+        "username",
+        InputType::String,
+        false,
+        true,
+        "registry read credentials: user name (with password, both or neither)",
+    ),
+    input(
+        "password",
+        InputType::String,
+        false,
+        true,
+        "registry read credentials: password or token (with username, both or neither)",
+    ),
+];
+
+const GITHUB_PROVIDER: &[Input] = &[
+    input(
+        "app_id",
+        InputType::Integer,
+        true,
+        false,
+        "the GitHub App that posts back",
+    ),
+    input(
+        "private_key",
+        InputType::String,
+        true,
+        true,
+        "the App's private key, PEM",
+    ),
+    Input {
+        default: Some("https://api.github.com"),
+        ..input(
+            "api_url",
+            InputType::Url,
+            false,
+            false,
+            "GitHub Enterprise Server: https://HOST/api/v3",
+        )
+    },
+];
+
+const GITLAB_PROVIDER: &[Input] = &[
+    Input {
+        default: Some("https://gitlab.com"),
+        ..input(
+            "url",
+            InputType::Url,
+            false,
+            false,
+            "self-managed GitLab: https://gitlab.example.com",
+        )
+    },
+    input(
+        "token",
+        InputType::String,
+        true,
+        true,
+        "token that posts back (a project or group access token with the api scope)",
+    ),
+];
+
+const CATALOG: &[IntegrationType] = &[
+    IntegrationType {
+        kind: "source:github",
+        category: "source",
+        title: "GitHub webhooks",
+        description: "A GitHub App's (or a repository or organisation) webhook. Verified with X-Hub-Signature-256 (HMAC-SHA256 of the raw body); delivery id X-GitHub-Delivery, event X-GitHub-Event.",
+        section: "[[sources]]",
+        inputs: GITHUB_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:gitlab",
+        category: "source",
+        title: "GitLab webhooks",
+        description: "A GitLab project, group or system hook. Verified with X-Gitlab-Token, or GitLab's signed webhooks (webhook-signature); delivery id Idempotency-Key, else X-Gitlab-Event-UUID.",
+        section: "[[sources]]",
+        inputs: GITLAB_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:distribution",
+        category: "source",
+        title: "CNCF Distribution registry notifications",
+        description: "A Docker Registry v2 (CNCF Distribution) notification endpoint. Verified with Authorization: Bearer <secret>; each event is a delivery. With api_url, image labels are read for the source commit.",
+        section: "[[sources]]",
+        inputs: DISTRIBUTION_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:standard",
+        category: "source",
+        title: "Standard Webhooks sender",
+        description: "Any Standard Webhooks sender (CI systems and others). Verified with webhook-id, webhook-timestamp (within 5 minutes) and webhook-signature; secrets are whsec_ followed by base64.",
+        section: "[[sources]]",
+        inputs: STANDARD_SOURCE,
+    },
+    IntegrationType {
+        kind: "provider:github",
+        category: "provider",
+        title: "GitHub App",
+        description: "Posts commit statuses, check runs and sticky pull request comments as a GitHub App (installation tokens minted from an RS256 app JWT).",
+        section: "[github]",
+        inputs: GITHUB_PROVIDER,
+    },
+    IntegrationType {
+        kind: "provider:gitlab",
+        category: "provider",
+        title: "GitLab",
+        description: "Posts commit statuses, emulated check runs and sticky merge request notes with a GitLab token.",
+        section: "[gitlab]",
+        inputs: GITLAB_PROVIDER,
+    },
+];
+
+/// Every integration type, sources first.
+pub fn catalog() -> &'static [IntegrationType] {
+    CATALOG
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    use super::*;
+    use crate::config::{RawGithub, RawGitlab, RawSource};
+    use crate::ingest::SourceKind;
+
+    /// A deserializer that only records the field names a struct asks for
+    /// (serde's derive hands them to `deserialize_struct`), then stops.
+    struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+    impl<'de> Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only a struct's field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(de::Error::custom("field names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    /// The keys the configuration parser accepts for `T`.
+    fn parser_keys<'de, T: Deserialize<'de>>() -> BTreeSet<&'static str> {
+        let mut fields = Vec::new();
+        let _ = T::deserialize(FieldNames(&mut fields));
+        assert!(!fields.is_empty(), "not a struct");
+        fields.into_iter().collect()
+    }
+
+    fn catalog_keys(category: &str) -> BTreeSet<&'static str> {
+        catalog()
+            .iter()
+            .filter(|t| t.kind.starts_with(category))
+            .flat_map(|t| t.inputs.iter().map(|i| i.field))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_in_the_catalog_and_no_other() {
+        assert_eq!(catalog_keys("source:"), parser_keys::<RawSource>());
+        assert_eq!(catalog_keys("provider:github"), parser_keys::<RawGithub>());
+        assert_eq!(catalog_keys("provider:gitlab"), parser_keys::<RawGitlab>());
+    }
+
+    #[test]
+    fn every_source_kind_the_parser_knows_has_a_type_and_fixes_its_kind() {
+        for kind in SourceKind::ALL {
+            let name = format!("source:{kind}");
+            let entry = catalog()
+                .iter()
+                .find(|t| t.kind == name)
+                .unwrap_or_else(|| panic!("{name} is missing"));
+            let fixed = entry.inputs.iter().find(|i| i.field == "kind").unwrap();
+            assert_eq!(fixed.value, Some(kind.as_str()));
+        }
+        assert_eq!(catalog().len(), SourceKind::ALL.len() + 2);
+        // Each type lists a field once; every secret is a string or strings.
+        for entry in catalog() {
+            let fields: BTreeSet<_> = entry.inputs.iter().map(|i| i.field).collect();
+            assert_eq!(fields.len(), entry.inputs.len(), "{}", entry.kind);
+            for input in entry.inputs.iter().filter(|i| i.secret) {
+                assert!(matches!(
+                    input.kind,
+                    InputType::String | InputType::StringList
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_is_in_the_readme_configuration_table() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        for entry in catalog() {
+            for input in entry.inputs {
+                let field = input.field;
+                let found = rows.iter().any(|row| match entry.section {
+                    // "| `[[sources]] name` |", "| `[[sources]] username`, `password` |"
+                    "[[sources]]" => {
+                        row.starts_with("| `[[sources]]")
+                            && (row.contains(&format!("`[[sources]] {field}`"))
+                                || row.contains(&format!("`{field}`")))
+                    }
+                    // "| `github.app_id` |"
+                    section => {
+                        row.contains(&format!("`{}.{field}`", section.trim_matches(['[', ']'])))
+                    }
+                });
+                assert!(found, "{} {} is not in the README", entry.kind, input.field);
+            }
+        }
+    }
+}
