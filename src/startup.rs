@@ -150,6 +150,7 @@ impl Application {
             wake_worker: wake,
             wake_dispatcher,
             admin_token: settings.admin.token,
+            outbox,
         });
 
         let listener = TcpListener::bind(server_settings.listen)

@@ -20,6 +20,7 @@ use crate::ingest::Source;
 use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
+use crate::worker::Outbox;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -36,6 +37,9 @@ pub struct AppState {
     pub wake_dispatcher: Arc<Notify>,
     /// `admin.token`: the bearer token for `/api/v1`.
     pub admin_token: Option<SecretString>,
+    /// What deciding jobs needs (providers, components), for the API routes
+    /// that enqueue them.
+    pub outbox: Arc<Outbox>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod deliveries;
+pub mod deployments;
 pub mod inbox;
 pub mod installations;
 pub mod jobs;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod cli;
 mod concurrency;
+mod deployments;
 mod events;
 mod inbox;
 mod outbox;
