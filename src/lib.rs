@@ -9,10 +9,10 @@
 //! - [`ingest`]: one module per source kind: verify the raw request, later
 //!   parse the stored payload into a domain event.
 //! - [`store`]: every SQL query, for SQLite and PostgreSQL; the group-commit
-//!   inbox writer; image pushes, releases and the outbox.
+//!   inbox writer; image pushes, releases, deployments and the outbox.
 //! - [`worker`]: claims stored deliveries under leases and hands their
-//!   events to the reactor, which enqueues jobs; the dispatcher runs them,
-//!   with retries and backoff.
+//!   events to the reactor, which enqueues jobs (as do deployment reports
+//!   from the API); the dispatcher runs them, with retries and backoff.
 //! - [`registry`]: reads a pushed image's manifest and config from its
 //!   registry for the source commit (OCI annotations and labels).
 //! - [`scm`]: posting back to GitHub and GitLab behind one trait.

@@ -278,6 +278,62 @@ impl fmt::Display for ImageName {
     }
 }
 
+/// A deployment environment as CD names it (`production`, `eu/staging`,
+/// `review/feature-1.2`): 1 to 255 characters of `[A-Za-z0-9._/-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Environment(String);
+string_newtype!(Environment);
+
+impl Environment {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId {
+                what: "environment",
+                expected: "1 to 255 characters of [A-Za-z0-9._/-]",
+            })
+        }
+    }
+}
+
+/// An absolute `http` or `https` URL with a host and without credentials,
+/// kept as it was written: links shown next to a deployment, which anyone
+/// who can read the repository sees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpUrl(String);
+string_newtype!(HttpUrl);
+
+impl HttpUrl {
+    /// Longer URLs are refused rather than cut: a cut link leads nowhere.
+    pub const MAX_LEN: usize = 2048;
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let ok = s.len() <= Self::MAX_LEN
+            && !s.contains(|c: char| c.is_whitespace() || c.is_control())
+            && url::Url::parse(s).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some_and(|host| !host.is_empty())
+                    && url.username().is_empty()
+                    && url.password().is_none()
+            });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId {
+                what: "URL",
+                expected: "an absolute http:// or https:// URL with a host, no credentials, at most 2048 characters",
+            })
+        }
+    }
+}
+
 /// Serializes an identifier as its string form and parses it back, so a
 /// stored job can only hold well-formed values.
 macro_rules! serde_as_string {
@@ -301,6 +357,8 @@ serde_as_string!(CommitSha);
 serde_as_string!(Digest);
 serde_as_string!(Tag);
 serde_as_string!(RepoSlug);
+serde_as_string!(Environment);
+serde_as_string!(HttpUrl);
 
 #[cfg(test)]
 mod tests {
@@ -370,6 +428,61 @@ mod tests {
             "github:a/b c",
         ] {
             assert!(RepoSlug::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn environments_are_1_to_255_of_a_small_alphabet() {
+        let longest = "e".repeat(255);
+        for good in [
+            "production",
+            "eu/staging",
+            "review/feature-1.2_x",
+            longest.as_str(),
+        ] {
+            assert_eq!(Environment::parse(good).unwrap().as_str(), good);
+        }
+        let long = "e".repeat(256);
+        for bad in [
+            "",
+            "prod uction",
+            "prod:1",
+            "prod\n",
+            "é",
+            "a?b",
+            long.as_str(),
+        ] {
+            assert!(Environment::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn http_urls_are_absolute_web_links_without_credentials() {
+        for good in [
+            "https://hello.example.com",
+            "http://10.0.0.1:8080/path?q=1#frag",
+            "https://ci.example.com/builds/12345/log",
+        ] {
+            assert_eq!(
+                HttpUrl::parse(good).unwrap().as_str(),
+                good,
+                "kept as written"
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2048));
+        for bad in [
+            "",
+            "example.com",
+            "/relative/path",
+            "ftp://example.com/x",
+            "javascript:alert(1)",
+            "https://",
+            "https://user:secret@example.com/",
+            "https://token@example.com/",
+            "https://example.com/a b",
+            long.as_str(),
+        ] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 

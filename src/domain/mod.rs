@@ -12,6 +12,9 @@ pub use event::{
     CheckRunRerequested, Event, ImagePushed, Installation, InstallationAction, PullRequest,
     PullRequestAction, Push, Repo, TagPush,
 };
-pub use ids::{CommitSha, DeliveryId, Digest, ImageName, InvalidId, Provider, RepoSlug, Tag};
+pub use ids::{
+    CommitSha, DeliveryId, Digest, Environment, HttpUrl, ImageName, InvalidId, Provider, RepoSlug,
+    Tag,
+};
 pub use release::{CommitOrigin, Component, Components};
 pub use scope::{Scope, Scopes};

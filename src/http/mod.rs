@@ -21,6 +21,7 @@ use crate::integrations::Integrations;
 use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
+use crate::worker::Outbox;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -38,7 +39,7 @@ pub struct AppState {
     /// `admin.token`: the bearer token for `/api/v1`.
     pub admin_token: Option<SecretString>,
     /// Components, providers and the database, for what CI reports.
-    pub outbox: Arc<crate::worker::Outbox>,
+    pub outbox: Arc<Outbox>,
     /// Sources, providers and registries with their health.
     pub integrations: Arc<Integrations>,
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CommitSha, Provider, RepoSlug};
+use crate::domain::{CommitSha, Environment, HttpUrl, Provider, RepoSlug};
 use crate::probe::HealthCheck;
 
 /// The state of a commit status, in GitHub's words; GitLab's adapter maps
@@ -122,6 +122,116 @@ pub enum CommentAction {
     Unchanged,
 }
 
+/// The state CD reports for a release in an environment, in GitHub's
+/// deployment-status words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    InProgress,
+    Success,
+    Failure,
+    Inactive,
+}
+
+impl DeploymentState {
+    pub const ALL: [DeploymentState; 4] = [
+        DeploymentState::InProgress,
+        DeploymentState::Success,
+        DeploymentState::Failure,
+        DeploymentState::Inactive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::InProgress => "in_progress",
+            DeploymentState::Success => "success",
+            DeploymentState::Failure => "failure",
+            DeploymentState::Inactive => "inactive",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// The commit status that stands for it where a deployment is shown as
+    /// one (GitLab: `running`, `success`, `failed`, `canceled`).
+    pub fn status_state(self) -> StatusState {
+        match self {
+            DeploymentState::InProgress => StatusState::InProgress,
+            DeploymentState::Success => StatusState::Success,
+            DeploymentState::Failure => StatusState::Failure,
+            DeploymentState::Inactive => StatusState::Inactive,
+        }
+    }
+
+    /// In words, for descriptions: `in progress`, `success`, …
+    pub fn words(self) -> &'static str {
+        match self {
+            DeploymentState::InProgress => "in progress",
+            DeploymentState::Success => "success",
+            DeploymentState::Failure => "failure",
+            DeploymentState::Inactive => "inactive",
+        }
+    }
+}
+
+/// The commit status context (GitHub) or name (GitLab) that shows a
+/// deployment to `environment` where there are no deployment objects.
+pub fn deployment_context(environment: &Environment) -> String {
+    format!("portcall/{environment}")
+}
+
+/// One report of a release's deployment to an environment. GitHub: a
+/// deployment (once per release and environment) and a deployment status;
+/// GitLab: the commit status [`deployment_context`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentReport {
+    /// The release's source commit: what was deployed.
+    pub sha: CommitSha,
+    pub environment: Environment,
+    pub state: DeploymentState,
+    /// Where the environment is reached (GitHub `environment_url`, GitLab
+    /// `target_url`).
+    pub url: Option<HttpUrl>,
+    /// The deployment's log (GitHub `log_url`).
+    pub log_url: Option<HttpUrl>,
+    /// The release, for the GitHub deployment's `payload`, so workflows
+    /// reacting to `deployment` events can tell which release it is.
+    pub release_id: i64,
+    pub release_name: String,
+    /// The GitHub deployment's description, e.g. `Release hello-world-v1.2.0`.
+    pub title: String,
+    /// This report's description (deployment status, commit status), e.g.
+    /// `hello-world-v1.2.0 to production: in progress`.
+    pub description: String,
+    /// The provider's deployment for this release and environment, created
+    /// by an earlier report; `None` creates one. Not part of the stored job:
+    /// the dispatcher reads it from the `deployments` table when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<u64>,
+}
+
+/// A deployment report that failed, and the provider deployment it had
+/// created before failing, if any: GitHub created the deployment but the
+/// status did not go through. The dispatcher stores that id, so the retry
+/// adds the status to the same deployment instead of creating a second.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct DeploymentError {
+    pub error: ScmError,
+    pub deployment_id: Option<u64>,
+}
+
+impl From<ScmError> for DeploymentError {
+    fn from(error: ScmError) -> Self {
+        Self {
+            error,
+            deployment_id: None,
+        }
+    }
+}
+
 /// Why a provider call failed, and whether trying again can help.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ScmError {
@@ -219,6 +329,20 @@ pub trait ScmClient: Send + Sync + 'static {
         marker: &str,
         body: &str,
     ) -> Result<CommentAction, ScmError>;
+
+    /// Reports a release's deployment to an environment and returns the
+    /// provider's deployment id, if the provider has deployment objects.
+    ///
+    /// GitHub: creates the deployment of `deployment.sha` to the environment
+    /// unless `deployment.deployment_id` names it already, then posts a
+    /// deployment status to it. GitLab has no deployment objects here: the
+    /// report is the commit status `portcall/{environment}` (running,
+    /// success, failed, canceled), and the answer is `None`.
+    async fn report_deployment(
+        &self,
+        repo: &RepoSlug,
+        deployment: &DeploymentReport,
+    ) -> Result<Option<u64>, DeploymentError>;
 }
 
 /// Learns which GitHub App installation covers a repository. The GitHub
@@ -280,6 +404,31 @@ impl Providers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deployment_states_read_as_their_names_and_map_to_commit_states() {
+        for state in DeploymentState::ALL {
+            assert_eq!(DeploymentState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+        assert_eq!(DeploymentState::parse("pending"), None);
+        let mapped: Vec<StatusState> = DeploymentState::ALL
+            .into_iter()
+            .map(DeploymentState::status_state)
+            .collect();
+        assert_eq!(
+            mapped,
+            [
+                StatusState::InProgress,
+                StatusState::Success,
+                StatusState::Failure,
+                StatusState::Inactive
+            ]
+        );
+        let env = Environment::parse("eu/production").unwrap();
+        assert_eq!(deployment_context(&env), "portcall/eu/production");
+    }
 
     #[test]
     fn long_comments_are_cut_with_a_note_within_the_limit() {

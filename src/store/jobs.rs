@@ -67,12 +67,16 @@ pub struct NewJob {
     pub release_id: Option<i64>,
     /// `Some(reason)` records the job as `skipped` instead of pending.
     pub skipped: Option<String>,
+    /// Pending jobs with the same key run one at a time, in the order they
+    /// were enqueued (see [`claim`]); `None` for jobs that may run in any
+    /// order.
+    pub sequence_key: Option<String>,
 }
 
 /// The statement behind [`insert!`].
 pub(crate) const INSERT: &str = "INSERT INTO jobs \
-     (kind, dedupe_key, payload, repository, release_id, state, result, next_attempt_at, \
-      created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) \
+     (kind, dedupe_key, payload, repository, release_id, state, result, sequence_key, \
+      next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) \
      ON CONFLICT (dedupe_key) DO NOTHING";
 
 /// Inserts a [`NewJob`] on a connection or transaction of either backend
@@ -93,6 +97,7 @@ macro_rules! insert {
             .bind(job.release_id)
             .bind(state)
             .bind(result)
+            .bind(job.sequence_key.as_deref())
             .bind($now_ms)
             .execute($conn)
             .await?
@@ -131,7 +136,10 @@ pub struct ClaimedJob {
 }
 
 /// Claims up to `limit` due jobs not leased by a live dispatcher (see
-/// `deliveries::claim` for why this is one statement).
+/// `deliveries::claim` for why this is one statement). A job with a
+/// `sequence_key` waits while an older job with the same key is pending
+/// (queued, leased or waiting for a retry), whichever replica holds it: the
+/// state is in the row, so no lock has to outlive the statement.
 pub async fn claim(
     db: &Db,
     owner: &str,
@@ -146,10 +154,14 @@ pub async fn claim(
     let sql = format!(
         "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
          WHERE id IN ( \
-             SELECT id FROM jobs \
-             WHERE state = 'pending' AND next_attempt_at <= $3 \
-               AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
-             ORDER BY next_attempt_at, id LIMIT $4 {lock}) \
+             SELECT candidate.id FROM jobs AS candidate \
+             WHERE candidate.state = 'pending' AND candidate.next_attempt_at <= $3 \
+               AND (candidate.lease_expires_at IS NULL OR candidate.lease_expires_at <= $3) \
+               AND (candidate.sequence_key IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM jobs AS earlier \
+                   WHERE earlier.sequence_key = candidate.sequence_key \
+                     AND earlier.id < candidate.id AND earlier.state = 'pending')) \
+             ORDER BY candidate.next_attempt_at, candidate.id LIMIT $4 {lock}) \
          RETURNING id, kind, payload, repository, release_id, attempts"
     );
     let mut jobs: Vec<ClaimedJob> = with_pool!(db.writer(), |pool| {

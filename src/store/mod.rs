@@ -7,6 +7,7 @@
 pub mod body;
 pub mod builds;
 pub mod deliveries;
+pub mod deployments;
 pub mod inbox;
 pub mod installations;
 pub mod jobs;

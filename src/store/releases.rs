@@ -1,7 +1,8 @@
-//! Image pushes (the version map) and releases.
+//! Image pushes (the version map) and releases (with their deployments).
 
 use sqlx::FromRow;
 
+use super::deployments::{self, Deployment};
 use super::jobs::{self, NewJob};
 use super::{with_pool, Db, StoreError};
 
@@ -260,6 +261,27 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Release>, StoreError> {
     let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
     Ok(with_pool!(db.reader(), |pool| {
         sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+    }))
+}
+
+/// A release with its deployment reports, newest first, as
+/// `GET /api/v1/releases/{id}` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReleaseDetail {
+    #[serde(flatten)]
+    pub release: Release,
+    pub deployments: Vec<Deployment>,
+}
+
+/// Release `id` with its deployments, if there is one.
+pub async fn get_detail(db: &Db, id: i64) -> Result<Option<ReleaseDetail>, StoreError> {
+    let Some(release) = get(db, id).await? else {
+        return Ok(None);
+    };
+    let deployments = deployments::of_release(db, id).await?;
+    Ok(Some(ReleaseDetail {
+        release,
+        deployments,
     }))
 }
 

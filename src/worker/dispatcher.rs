@@ -6,7 +6,8 @@
 //! Like the inbox, nothing is lost if the process dies: a claimed job that
 //! is never finished is claimed again once its lease expires, and every job
 //! is idempotent (statuses are compared with what was last posted, comments
-//! are found again by their marker, releases and follow-up jobs are unique).
+//! are found again by their marker, releases and follow-up jobs are unique,
+//! a GitHub deployment's id is stored as soon as it exists).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,11 @@ use crate::config::DispatcherSettings;
 use crate::domain::release::{release_name, source_commit};
 use crate::domain::{CommitSha, Components, Provider, RepoSlug, Tag};
 use crate::registry::{RegistryError, RegistryReader};
-use crate::scm::{Providers, ScmClient, ScmError};
-use crate::store::builds;
+use crate::scm::{DeploymentError, DeploymentReport, Providers, ScmClient, ScmError};
 use crate::store::jobs::{self, ClaimedJob, JobFinish, NewJob};
 use crate::store::releases::{self, NewRelease, Resolution};
 use crate::store::statuses;
+use crate::store::{builds, deployments};
 use crate::store::{now_ms, Db, StoreError};
 use crate::telemetry::Metrics;
 
@@ -294,7 +295,8 @@ async fn execute(
         Job::ResolveImage { delivery_row } => resolve_image(outbox, *delivery_row).await,
         Job::CommitStatus { repo, .. }
         | Job::CheckRun { repo, .. }
-        | Job::PrComment { repo, .. } => match outbox.providers.for_repo(repo) {
+        | Job::PrComment { repo, .. }
+        | Job::Deployment { repo, .. } => match outbox.providers.for_repo(repo) {
             None => {
                 return Execution {
                     finish: JobFinish::Skipped {
@@ -437,10 +439,63 @@ async fn post(
                 .await?;
             Ok(format!("comment {action:?} on #{}", numbers[0]).to_lowercase())
         }
+        Job::Deployment {
+            repo,
+            release_id,
+            report_id,
+            report,
+        } => post_deployment(outbox, client, repo, *release_id, *report_id, report).await,
         Job::ResolveImage { .. } => Err(Failure::Permanent(
             "a registry job was sent to a provider".to_owned(),
         )),
     }
+}
+
+/// Posts one deployment report, to the provider deployment an earlier
+/// report of the release and environment created if there is one. A
+/// deployment the provider creates is stored at once, even when the status
+/// after it failed, so the retry (or the next report) adds to it instead
+/// of creating another.
+async fn post_deployment(
+    outbox: &Outbox,
+    client: &dyn ScmClient,
+    repo: &RepoSlug,
+    release_id: i64,
+    report_id: i64,
+    report: &DeploymentReport,
+) -> Result<String, Failure> {
+    let known =
+        deployments::provider_deployment(&outbox.db, release_id, report.environment.as_str())
+            .await?
+            .and_then(|id| u64::try_from(id).ok());
+    let report = DeploymentReport {
+        deployment_id: known,
+        ..report.clone()
+    };
+    let (reached, result) = match client.report_deployment(repo, &report).await {
+        Ok(id) => (id, Ok(())),
+        Err(DeploymentError {
+            error,
+            deployment_id,
+        }) => (deployment_id, Err(error)),
+    };
+    if let Some(id) = reached.and_then(|id| i64::try_from(id).ok()) {
+        deployments::set_provider_deployment(&outbox.db, report_id, id).await?;
+    }
+    result?;
+    let target = match reached {
+        Some(id) if known.is_none() => format!("new deployment {id}"),
+        Some(id) => format!("deployment {id}"),
+        None => format!(
+            "status {}",
+            crate::scm::deployment_context(&report.environment)
+        ),
+    };
+    Ok(format!(
+        "{} in {} on {target}",
+        report.state.as_str(),
+        report.environment
+    ))
 }
 
 /// A short, stable fingerprint of a comment body for dedupe keys.

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CommitSha, RepoSlug};
-use crate::scm::{comment_marker, CheckConclusion, CheckRun, CommitStatus, StatusState};
+use crate::scm::{
+    comment_marker, CheckConclusion, CheckRun, CommitStatus, DeploymentReport, StatusState,
+};
 use crate::store::jobs::NewJob;
 
 /// The commit status context (GitHub) or name (GitLab) portcall posts.
@@ -40,6 +42,16 @@ pub enum Job {
         pull_request: Option<u64>,
         body: String,
     },
+    /// One deployment report, the `deployments` row `report_id`: on GitHub
+    /// a deployment status (on the deployment the release's first report
+    /// for the environment created), on GitLab a commit status. Reports of
+    /// one release and environment are posted in the order they came.
+    Deployment {
+        repo: RepoSlug,
+        release_id: i64,
+        report_id: i64,
+        report: DeploymentReport,
+    },
 }
 
 impl Job {
@@ -49,6 +61,21 @@ impl Job {
             Job::CommitStatus { .. } => "commit_status",
             Job::CheckRun { .. } => "check_run",
             Job::PrComment { .. } => "pr_comment",
+            Job::Deployment { .. } => "deployment",
+        }
+    }
+
+    /// Jobs with the same key run one at a time, in order: the reports of
+    /// one release and environment, so a later state never lands first.
+    pub fn sequence_key(&self) -> Option<String> {
+        match self {
+            Job::Deployment {
+                release_id, report, ..
+            } => Some(format!("deployment:{release_id}:{}", report.environment)),
+            Job::ResolveImage { .. }
+            | Job::CommitStatus { .. }
+            | Job::CheckRun { .. }
+            | Job::PrComment { .. } => None,
         }
     }
 
@@ -58,7 +85,8 @@ impl Job {
             Job::ResolveImage { .. } => None,
             Job::CommitStatus { repo, .. }
             | Job::CheckRun { repo, .. }
-            | Job::PrComment { repo, .. } => Some(repo),
+            | Job::PrComment { repo, .. }
+            | Job::Deployment { repo, .. } => Some(repo),
         }
     }
 
@@ -77,6 +105,7 @@ impl Job {
             repository: self.repo().map(ToString::to_string),
             release_id,
             skipped,
+            sequence_key: self.sequence_key(),
         }
     }
 }
@@ -289,6 +318,70 @@ mod tests {
         assert_eq!(description.chars().count(), 140);
         assert!(description.ends_with('…'));
         assert_eq!(p.commit_status().target_url, None);
+    }
+
+    #[test]
+    fn deployment_jobs_are_keyed_per_report_and_sequenced_per_release_and_environment() {
+        use crate::domain::Environment;
+        use crate::scm::DeploymentState;
+        let (sha, _) = published(None);
+        let job = |report_id: i64, environment: &str| Job::Deployment {
+            repo: RepoSlug::parse("github:octo-org/hello-world").unwrap(),
+            release_id: 7,
+            report_id,
+            report: DeploymentReport {
+                sha: sha.clone(),
+                environment: Environment::parse(environment).unwrap(),
+                state: DeploymentState::Success,
+                url: None,
+                log_url: None,
+                release_id: 7,
+                release_name: "hello-world-v1.2.0".into(),
+                title: "Release hello-world-v1.2.0".into(),
+                description: "hello-world-v1.2.0 to production: success".into(),
+                deployment_id: None,
+            },
+        };
+        let first = job(1, "production");
+        let json = serde_json::to_string(&first).unwrap();
+        assert!(json.contains(r#""kind":"deployment""#), "{json}");
+        assert!(
+            !json.contains("deployment_id"),
+            "looked up when the job runs: {json}"
+        );
+        assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), first);
+
+        let rows: Vec<NewJob> = [
+            job(1, "production"),
+            job(2, "production"),
+            job(3, "eu/staging"),
+        ]
+        .into_iter()
+        .map(|j| {
+            let Job::Deployment { report_id, .. } = &j else {
+                unreachable!()
+            };
+            let key = format!("deployment:{report_id}");
+            j.into_new(key, Some(7), None)
+        })
+        .collect();
+        let keys: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.dedupe_key.as_str(), r.sequence_key.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("deployment:1", Some("deployment:7:production")),
+                ("deployment:2", Some("deployment:7:production")),
+                ("deployment:3", Some("deployment:7:eu/staging")),
+            ]
+        );
+        assert_eq!(
+            rows[0].repository.as_deref(),
+            Some("github:octo-org/hello-world")
+        );
+        assert_eq!(rows[0].release_id, Some(7));
     }
 
     #[test]

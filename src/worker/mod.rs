@@ -1,9 +1,11 @@
 //! Background work: the inbox worker turns stored deliveries into events
 //! and hands them to an [`EventHandler`] (the [`Reactor`] in production),
-//! which enqueues [`jobs`]; the [`Dispatcher`] runs those against the
-//! providers and registries; [`backoff`] spaces out retries.
+//! which enqueues [`jobs`]; [`deployments`] records what CD reports and
+//! enqueues its jobs; the [`Dispatcher`] runs those against the providers
+//! and registries; [`backoff`] spaces out retries.
 
 pub mod backoff;
+pub mod deployments;
 pub mod dispatcher;
 pub mod handler;
 pub mod inbox;

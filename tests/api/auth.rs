@@ -86,11 +86,15 @@ on_both_backends! {
     async fn every_route_answers_401_without_or_with_a_wrong_token_403_without_its_scope_and_2xx_with_it(db: TestDb) {
         let app = TestApp::spawn(db).await;
         // Something for the routes that read one thing to find.
-        app.post_image_push("ev-1", "octo-org/hello-world", "v1.0.0", &format!("sha256:{}", "a".repeat(64))).await;
+        app.post_image_push("ev-1", "octo-org/hello-world", "latest", &format!("sha256:{}", "a".repeat(64))).await;
         let jobs = app.wait_until_settled(20).await;
         let job = jobs[0]["id"].as_i64().unwrap();
-        let (_, releases) = app.get_api("/api/v1/releases").await;
-        let release = releases["releases"][0]["id"].as_i64().unwrap();
+        let mut release = sample_body("/api/v1/releases");
+        release["name"] = json!("hello-world-v1.0.0");
+        release["components"][0]["tag"] = json!("v1.0.0");
+        let (code, release) = app.post_api("/api/v1/releases", release).await;
+        assert_eq!(code, 201, "{release}");
+        let release = release["id"].as_i64().unwrap();
         let delivery = app.deliveries().await[0].id;
 
         for route in portcall::http::api::ROUTES {
@@ -139,6 +143,9 @@ fn sample_body(path: &str) -> Value {
             "sourceRef": {"type": "git", "repository": "https://github.com/octo-org/hello-world",
                           "commit": "6113728f27ae82c7b1a177c8d03f9e96e0adf246"}
         }),
+        "/api/v1/releases/{id}/deployments" => {
+            json!({"environment": "production", "state": "success"})
+        }
         "/api/v1/ci-events/build-complete" => json!({
             "buildId": "1", "status": "success", "commit": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
             "artifacts": [{"name": "hello-world", "digest": format!("sha256:{}", "8".repeat(64))}]

@@ -8,6 +8,7 @@ mod auth;
 mod ci;
 mod cli;
 mod concurrency;
+mod deployments;
 mod events;
 mod inbox;
 mod operations;

@@ -107,6 +107,29 @@ impl GithubMock {
             .await;
     }
 
+    /// Deployments succeed: creating one answers the documented deployment
+    /// (id 1), a status on any deployment the documented status.
+    pub async fn mount_deployments(&self, repo: &str) {
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repo}/deployments")))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(body("github-api/repos/create-deployment.json")),
+            )
+            .mount(&self.server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex(format!(
+                "^/repos/{repo}/deployments/[0-9]+/statuses$"
+            )))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(body("github-api/repos/create-deployment-status.json")),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
     /// A pull request's comment thread that remembers what portcall posted:
     /// `GET` lists the comments created so far (the documented comment with
     /// portcall's body), `POST` adds one, `PATCH` edits one in place.

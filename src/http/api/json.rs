@@ -1,70 +1,48 @@
-//! `ApiJson<T>`: a JSON request body, refused with the API's error shape
-//! naming the field and its path (`components[0].digest`) and what was
-//! expected, never a bare 400.
+//! `ApiJson<T>`: a JSON object request body, refused with the API's error
+//! shape naming the field and its path (`components[0].digest`) and what
+//! was expected, never a bare 400. Size and syntax are checked by the
+//! scope's `JsonConfig` (see `super::config`).
 
 use actix_web::dev::Payload;
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::http::ApiError;
 
-/// The largest JSON body an API call accepts.
-pub const JSON_LIMIT: usize = 1024 * 1024;
-
-/// A deserialized JSON body.
+/// A JSON object request body read as `T`. A body that is JSON but not a
+/// `T` is refused with the path of the field it got wrong (`state: unknown
+/// variant …`, `components[0].digest: …`), which actix's own `Json` cannot
+/// say; a body that is not JSON is refused by the scope's `JsonConfig`.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
-        let body = web::Bytes::from_request(request, payload);
+        let json = web::Json::<serde_json::Value>::from_request(request, payload);
         Box::pin(async move {
-            if !json {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "expected Content-Type: application/json",
-                ));
-            }
-            let bytes = body
-                .await
-                .map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
-            if bytes.len() > JSON_LIMIT {
-                return Err(ApiError::too_large(JSON_LIMIT));
-            }
-            parse(&bytes).map(ApiJson)
+            let value = json.await?.into_inner();
+            Ok(ApiJson(typed(value)?))
         })
     }
 }
 
-/// Deserializes `bytes`, naming the path of the field at fault.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+/// `value` as a `T`, or the field it got wrong. Only an object will do:
+/// serde would also fill a struct from an array, by position.
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid(format!("malformed JSON: {inner}"))
-        } else if path == "." {
-            ApiError::invalid(format!("invalid request body: {inner}"))
+        let what = error.into_inner();
+        if path == "." {
+            ApiError::invalid(format!("invalid body: {what}"))
         } else {
-            ApiError::invalid(format!("{path}: {inner}"))
+            ApiError::invalid(format!("{path}: {what}"))
         }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?;
-    Ok(value)
+    })
 }

@@ -5,12 +5,14 @@
 pub mod auth;
 mod ci;
 mod deliveries;
+mod deployments;
 mod integrations;
 mod jobs;
 pub mod json;
 mod releases;
 mod service_accounts;
 
+use actix_web::error::JsonPayloadError;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -18,6 +20,9 @@ use actix_web::web;
 use super::ApiError;
 use crate::domain::Scope;
 use serde::Deserialize;
+
+/// The largest JSON body an `/api/v1` route reads.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
 /// An `/api/v1` route and the scope a caller needs for it (`None`: public).
 #[derive(Debug)]
@@ -40,6 +45,11 @@ pub static ROUTES: &[ApiRoute] = &[
     route(Method::GET, "/api/v1/releases", Scope::ReleaseRead),
     route(Method::GET, "/api/v1/releases/{id}", Scope::ReleaseRead),
     route(Method::POST, "/api/v1/releases", Scope::ReleaseCreate),
+    route(
+        Method::POST,
+        "/api/v1/releases/{id}/deployments",
+        Scope::DeploymentReport,
+    ),
     route(
         Method::POST,
         "/api/v1/ci-events/build-complete",
@@ -81,8 +91,20 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::invalid(format!("invalid query string: {error}")).into()
             }))
+            // So do bodies that are not JSON at all; [`Body`] names the
+            // field of one that is JSON but not what the route reads.
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_JSON_BYTES)
+                    // The body must be JSON whatever it is labelled:
+                    // `curl -d '{…}'` without `-H 'Content-Type: …'` sends
+                    // it as a form, and CI scripts do that.
+                    .content_type_required(false)
+                    .error_handler(|error, _| json_error(error).into()),
+            )
             .configure(releases::config)
             .configure(ci::config)
+            .configure(deployments::config)
             .configure(jobs::config)
             .configure(service_accounts::config)
             .configure(deliveries::config)
@@ -91,6 +113,23 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),
     );
+}
+
+/// Why a body could not be read as JSON, in the API's error shape.
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::too_large(limit),
+        JsonPayloadError::ContentType => ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(error) => {
+            ApiError::invalid(format!("the body is not valid JSON: {error}"))
+        }
+        other => ApiError::invalid(format!("could not read the body: {other}")),
+    }
 }
 
 /// A numeric id from the path; anything else names no resource.

@@ -1,4 +1,5 @@
-//! `GET /api/v1/releases[?component=]`, `GET /api/v1/releases/{id}`.
+//! `GET /api/v1/releases[?component=]`, `GET /api/v1/releases/{id}` (with
+//! its deployments).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -48,7 +49,7 @@ async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = super::id(&id, "release")?;
-    let release = releases::get(&state.db, id)
+    let release = releases::get_detail(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no release {id}")))?;
     Ok(HttpResponse::Ok().json(release))

@@ -1,5 +1,5 @@
-//! The GitHub adapter: commit statuses, check runs and sticky pull-request
-//! comments, posted as a GitHub App through octocrab.
+//! The GitHub adapter: commit statuses, check runs, sticky pull-request
+//! comments and deployments, posted as a GitHub App through octocrab.
 //!
 //! Why it is built this way:
 //!
@@ -18,8 +18,8 @@
 //!   classified once, in [`errors`].
 //! - **Strict answers.** Every JSON answer is read into octocrab's model
 //!   for it (`InstallationToken`, `Installation`, `Status`, `CheckRun`,
-//!   `PullRequest`, `Comment`), so a changed or mocked-wrong shape fails
-//!   loudly instead of being half-read.
+//!   `PullRequest`, `Comment`, `Deployment`, `DeploymentStatus`), so a
+//!   changed or mocked-wrong shape fails loudly instead of being half-read.
 //! - **Secrets stay out.** The private key is parsed once and never
 //!   printed; the JWT and tokens travel only in a sensitive header and never
 //!   reach an error message or a log line.
@@ -48,8 +48,8 @@ use crate::clock::Clock;
 use crate::config::GithubSettings;
 use crate::domain::{CommitSha, Provider, RepoSlug};
 use crate::scm::{
-    sticky_body, truncate_comment, CheckRun, CommentAction, CommitStatus, InstallationHints,
-    ScmClient, ScmError, MAX_COMMENT_CHARS,
+    sticky_body, truncate_comment, CheckRun, CommentAction, CommitStatus, DeploymentError,
+    DeploymentReport, InstallationHints, ScmClient, ScmError, MAX_COMMENT_CHARS,
 };
 
 /// How long establishing a connection (TCP and TLS) may take.
@@ -89,6 +89,7 @@ pub enum GithubSetupError {
 
 /// A whole successful answer.
 struct Answer {
+    status: http::StatusCode,
     headers: HeaderMap,
     body: String,
 }
@@ -303,9 +304,14 @@ impl GithubClient {
         let exchange = async {
             let response = self.crab.execute(request).await?;
             let response = octocrab::map_github_error(response).await?;
+            let status = response.status();
             let headers = response.headers().clone();
             let body = self.crab.body_to_string(response).await?;
-            Ok::<_, octocrab::Error>(Answer { headers, body })
+            Ok::<_, octocrab::Error>(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -396,6 +402,48 @@ impl GithubClient {
             None,
             format!("#{number} has more than {MAX_COMMENT_PAGES} pages of comments"),
         ))
+    }
+
+    /// `POST /repos/{o}/{r}/deployments` for the report's commit and
+    /// environment; the new deployment's id.
+    async fn create_deployment(
+        &self,
+        repo: &RepoSlug,
+        report: &DeploymentReport,
+    ) -> Result<u64, ScmError> {
+        let path = github_path(repo)?;
+        let body = wire::NewDeployment {
+            git_ref: report.sha.as_str(),
+            environment: report.environment.as_str(),
+            auto_merge: false,
+            required_contexts: [],
+            description: report
+                .title
+                .chars()
+                .take(wire::MAX_DESCRIPTION_CHARS)
+                .collect(),
+            payload: wire::DeploymentPayload {
+                release_id: report.release_id,
+                release: &report.release_name,
+            },
+        };
+        let target = uri(format!("/repos/{path}/deployments"))?;
+        let answer = self.call(repo, Method::POST, target, Some(&body)).await?;
+        // 202: GitHub accepted the request but made no deployment (it
+        // answers so for a merge it performed or could not perform). Asking
+        // again would get the same answer.
+        if answer.status == http::StatusCode::ACCEPTED {
+            let message = serde_json::from_str::<wire::Message>(&answer.body)
+                .map_or_else(|_| "no message".to_owned(), |m| m.message);
+            return Err(ScmError::permanent(
+                Some(answer.status.as_u16()),
+                format!("GitHub answered 202 and created no deployment: {message}"),
+            ));
+        }
+        let created: models::repos::Deployment = parse(&answer, "deployment")?;
+        let id = created.id.into_inner();
+        tracing::debug!(deployment.id = id, "created a deployment");
+        Ok(id)
     }
 }
 
@@ -551,6 +599,51 @@ impl ScmClient for GithubClient {
             }
         }
         Ok(action)
+    }
+
+    /// The deployment is created once per release and environment (the
+    /// first report, or a retry of one that failed before GitHub made it);
+    /// every report adds one status to it.
+    #[tracing::instrument(
+        skip_all,
+        fields(repo.slug = %repo, commit.sha = %deployment.sha, deployment.environment = %deployment.environment)
+    )]
+    async fn report_deployment(
+        &self,
+        repo: &RepoSlug,
+        deployment: &DeploymentReport,
+    ) -> Result<Option<u64>, DeploymentError> {
+        let path = github_path(repo)?;
+        let id = match deployment.deployment_id {
+            Some(id) => id,
+            None => self.create_deployment(repo, deployment).await?,
+        };
+        let body = wire::NewDeploymentStatus {
+            state: wire::deployment_state(deployment.state),
+            environment_url: deployment.url.as_ref().map(|u| u.as_str()),
+            log_url: deployment.log_url.as_ref().map(|u| u.as_str()),
+            description: deployment
+                .description
+                .chars()
+                .take(wire::MAX_DESCRIPTION_CHARS)
+                .collect(),
+        };
+        let posted = async {
+            let target = uri(format!("/repos/{path}/deployments/{id}/statuses"))?;
+            let answer = self.call(repo, Method::POST, target, Some(&body)).await?;
+            let _: models::repos::DeploymentStatus = parse(&answer, "deployment status")?;
+            Ok::<_, ScmError>(())
+        };
+        posted.await.map_err(|error| DeploymentError {
+            error,
+            deployment_id: Some(id),
+        })?;
+        tracing::debug!(
+            deployment.id = id,
+            state = deployment.state.as_str(),
+            "posted a deployment status"
+        );
+        Ok(Some(id))
     }
 }
 

@@ -14,7 +14,8 @@ use wiremock::matchers::{bearer_token, method, path, query_param, query_param_is
 use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 use super::*;
-use crate::scm::{comment_marker, Annotation, CheckConclusion, StatusState};
+use crate::domain::{Environment, HttpUrl};
+use crate::scm::{comment_marker, Annotation, CheckConclusion, DeploymentState, StatusState};
 
 const APP_ID: u64 = 123_456;
 const KEY_PEM: &str = include_str!("../../../fixtures/github/test-app-key.pem");
@@ -41,6 +42,10 @@ mod answer {
         include_str!("../../../fixtures/github-api/issues/create-comment.json");
     pub const COMMENT_UPDATED: &str =
         include_str!("../../../fixtures/github-api/issues/update-comment.json");
+    pub const DEPLOYMENT: &str =
+        include_str!("../../../fixtures/github-api/repos/create-deployment.json");
+    pub const DEPLOYMENT_STATUS: &str =
+        include_str!("../../../fixtures/github-api/repos/create-deployment-status.json");
 }
 
 /// The request-body schemas of the operations the adapter calls.
@@ -58,6 +63,11 @@ mod schema {
         include_str!("../../../fixtures/github-api/issues/create-comment.request-schema.json");
     pub const COMMENT_UPDATE: &str =
         include_str!("../../../fixtures/github-api/issues/update-comment.request-schema.json");
+    pub const DEPLOYMENT: &str =
+        include_str!("../../../fixtures/github-api/repos/create-deployment.request-schema.json");
+    pub const DEPLOYMENT_STATUS: &str = include_str!(
+        "../../../fixtures/github-api/repos/create-deployment-status.request-schema.json"
+    );
 }
 
 fn parsed(text: &str) -> Value {
@@ -790,6 +800,230 @@ fn a_sticky_body_always_keeps_its_marker_within_the_limit() {
     assert_eq!(
         sticky_body(&format!("{m}\nshort"), &m, MAX_COMMENT_CHARS),
         format!("{m}\nshort")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Deployments.
+
+/// The documented deployment's id.
+const DEPLOYMENT_ID: u64 = 1;
+
+fn deployment_report(state: DeploymentState, known: Option<u64>) -> DeploymentReport {
+    DeploymentReport {
+        sha: CommitSha::parse(SHA).unwrap(),
+        environment: Environment::parse("production").unwrap(),
+        state,
+        url: Some(HttpUrl::parse("https://hello.example.com").unwrap()),
+        log_url: Some(HttpUrl::parse("https://ci.example.com/deploys/9").unwrap()),
+        release_id: 7,
+        release_name: "hello-world-v1.2.0".into(),
+        title: "Release hello-world-v1.2.0".into(),
+        description: format!("hello-world-v1.2.0 to production: {}", state.words()),
+        deployment_id: known,
+    }
+}
+
+impl Github {
+    async fn creates_deployments(&self, answer: ResponseTemplate, times: u64) {
+        Mock::given(method("POST"))
+            .and(path(self.api("/deployments")))
+            .respond_with(answer)
+            .expect(times)
+            .named("create a deployment")
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn posts_deployment_statuses(&self, id: u64, answer: ResponseTemplate, times: u64) {
+        Mock::given(method("POST"))
+            .and(path(self.api(&format!("/deployments/{id}/statuses"))))
+            .respond_with(answer)
+            .expect(times)
+            .named("create a deployment status")
+            .mount(&self.server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_first_report_creates_the_deployment_of_the_commit_then_posts_its_status() {
+    let gh = Github::start().await;
+    gh.mints("ghs_deploy", 1).await;
+    let documented = parsed(answer::DEPLOYMENT);
+    assert_eq!(documented["id"], json!(DEPLOYMENT_ID));
+    gh.creates_deployments(ResponseTemplate::new(201).set_body_json(documented), 1)
+        .await;
+    gh.posts_deployment_statuses(
+        DEPLOYMENT_ID,
+        ResponseTemplate::new(201).set_body_json(parsed(answer::DEPLOYMENT_STATUS)),
+        1,
+    )
+    .await;
+
+    let report = deployment_report(DeploymentState::InProgress, None);
+    let id = gh
+        .client
+        .report_deployment(&gh.repo, &report)
+        .await
+        .unwrap();
+
+    assert_eq!(id, Some(DEPLOYMENT_ID));
+    let created = gh.sent_bodies("POST", &gh.api("/deployments")).await;
+    assert_eq!(
+        created,
+        [json!({
+            "ref": SHA,
+            "environment": "production",
+            "auto_merge": false,
+            "required_contexts": [],
+            "description": "Release hello-world-v1.2.0",
+            "payload": {"release_id": 7, "release": "hello-world-v1.2.0"},
+        })]
+    );
+    assert_valid(schema::DEPLOYMENT, &created[0]);
+    let statuses = gh
+        .sent_bodies(
+            "POST",
+            &gh.api(&format!("/deployments/{DEPLOYMENT_ID}/statuses")),
+        )
+        .await;
+    assert_eq!(
+        statuses,
+        [json!({
+            "state": "in_progress",
+            "environment_url": "https://hello.example.com",
+            "log_url": "https://ci.example.com/deploys/9",
+            "description": "hello-world-v1.2.0 to production: in progress",
+        })]
+    );
+    assert_valid(schema::DEPLOYMENT_STATUS, &statuses[0]);
+    gh.assert_mints_carried_app_jwts().await;
+}
+
+#[tokio::test]
+async fn a_known_deployment_only_gets_the_new_status_in_githubs_words() {
+    let gh = Github::start().await;
+    gh.mints("ghs_deploy", 1).await;
+    gh.creates_deployments(ResponseTemplate::new(201), 0).await;
+    gh.posts_deployment_statuses(
+        42,
+        ResponseTemplate::new(201).set_body_json(parsed(answer::DEPLOYMENT_STATUS)),
+        4,
+    )
+    .await;
+
+    for state in DeploymentState::ALL {
+        let mut report = deployment_report(state, Some(42));
+        report.url = None;
+        report.log_url = None;
+        report.description = "é".repeat(200);
+        let id = gh
+            .client
+            .report_deployment(&gh.repo, &report)
+            .await
+            .unwrap();
+        assert_eq!(id, Some(42));
+    }
+
+    let sent = gh
+        .sent_bodies("POST", &gh.api("/deployments/42/statuses"))
+        .await;
+    let states: Vec<&str> = sent.iter().map(|b| b["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["in_progress", "success", "failure", "inactive"]);
+    for body in &sent {
+        assert_eq!(
+            body,
+            &json!({"state": body["state"], "description": "é".repeat(140)}),
+            "unset URLs are left out, the description is cut to 140"
+        );
+        assert_valid(schema::DEPLOYMENT_STATUS, body);
+    }
+}
+
+#[tokio::test]
+async fn a_202_makes_no_deployment_and_is_permanent_with_githubs_message() {
+    let gh = Github::start().await;
+    gh.mints("ghs_deploy", 1).await;
+    // The documented 202 answer ("merged-branch-response").
+    let accepted = json!({"message": "Auto-merged master into topic-branch on deployment."});
+    gh.creates_deployments(ResponseTemplate::new(202).set_body_json(accepted), 1)
+        .await;
+    gh.posts_deployment_statuses(DEPLOYMENT_ID, ResponseTemplate::new(201), 0)
+        .await;
+
+    let report = deployment_report(DeploymentState::Success, None);
+    let err = gh
+        .client
+        .report_deployment(&gh.repo, &report)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.deployment_id, None);
+    let ScmError::Permanent { status, message } = &err.error else {
+        panic!("a 202 is permanent: {err:?}")
+    };
+    assert_eq!(*status, Some(202));
+    assert!(
+        message.contains("Auto-merged master into topic-branch on deployment."),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_status_that_fails_after_the_deployment_was_created_names_the_deployment() {
+    let gh = Github::start().await;
+    gh.mints("ghs_deploy", 1).await;
+    gh.creates_deployments(
+        ResponseTemplate::new(201).set_body_json(parsed(answer::DEPLOYMENT)),
+        1,
+    )
+    .await;
+    gh.posts_deployment_statuses(
+        DEPLOYMENT_ID,
+        ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>"),
+        1,
+    )
+    .await;
+
+    let report = deployment_report(DeploymentState::InProgress, None);
+    let err = gh
+        .client
+        .report_deployment(&gh.repo, &report)
+        .await
+        .unwrap_err();
+
+    assert!(err.error.is_transient(), "{err:?}");
+    assert_eq!(
+        err.deployment_id,
+        Some(DEPLOYMENT_ID),
+        "the retry must reuse it"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_deployment_is_permanent_and_creates_nothing_to_reuse() {
+    let gh = Github::start().await;
+    gh.mints("ghs_deploy", 1).await;
+    let refused = json!({
+        "message": "Validation Failed",
+        "errors": [{"resource": "Deployment", "code": "custom", "message": "No ref found for: 6dcb09b5"}],
+        "documentation_url": "https://docs.github.com/rest/deployments/deployments#create-a-deployment"
+    });
+    gh.creates_deployments(ResponseTemplate::new(422).set_body_json(refused), 1)
+        .await;
+
+    let report = deployment_report(DeploymentState::Success, None);
+    let err = gh
+        .client
+        .report_deployment(&gh.repo, &report)
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.deployment_id, None);
+    assert!(
+        matches!(&err.error, ScmError::Permanent { status: Some(422), message } if message.contains("No ref found")),
+        "{err:?}"
     );
 }
 

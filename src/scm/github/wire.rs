@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::scm::{Annotation, CheckConclusion, StatusState};
+use crate::scm::{Annotation, CheckConclusion, DeploymentState, StatusState};
 
 /// GitHub's limit on a commit status description, in characters.
 pub(super) const MAX_DESCRIPTION_CHARS: usize = 140;
@@ -31,6 +31,53 @@ pub(super) fn status_state(state: StatusState) -> &'static str {
         StatusState::Failure => "failure",
         StatusState::Error | StatusState::Inactive => "error",
     }
+}
+
+/// `POST /repos/{o}/{r}/deployments`.
+#[derive(Debug, Serialize)]
+pub(super) struct NewDeployment<'a> {
+    /// The commit sha: a deployment of exactly what was released.
+    #[serde(rename = "ref")]
+    pub git_ref: &'a str,
+    pub environment: &'a str,
+    /// Off: GitHub would otherwise merge the default branch into the ref
+    /// first, which a commit sha cannot take.
+    pub auto_merge: bool,
+    /// Empty: the release already happened; GitHub would otherwise refuse
+    /// the deployment (409) until every status on the commit is green.
+    pub required_contexts: [&'a str; 0],
+    pub description: String,
+    pub payload: DeploymentPayload<'a>,
+}
+
+/// What portcall puts in a deployment's `payload`: which release it is.
+#[derive(Debug, Serialize)]
+pub(super) struct DeploymentPayload<'a> {
+    pub release_id: i64,
+    pub release: &'a str,
+}
+
+/// `POST /repos/{o}/{r}/deployments/{id}/statuses`.
+#[derive(Debug, Serialize)]
+pub(super) struct NewDeploymentStatus<'a> {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_url: Option<&'a str>,
+    pub description: String,
+}
+
+/// GitHub's deployment states include portcall's four by name.
+pub(super) fn deployment_state(state: DeploymentState) -> &'static str {
+    state.as_str()
+}
+
+/// The answer to a deployment request GitHub accepted without creating
+/// one (202).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct Message {
+    pub message: String,
 }
 
 /// `POST /repos/{o}/{r}/check-runs`, always for a completed run.

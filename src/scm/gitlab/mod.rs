@@ -13,7 +13,9 @@
 //!
 //! GitLab has no check runs: [`GitlabClient`] emulates one with a commit
 //! status named after the check and a discussion on each open merge request
-//! whose head is the commit.
+//! whose head is the commit. Nor does this adapter create GitLab deployment
+//! objects: a deployment report is the commit status
+//! `portcall/{environment}` (DESIGN.md §5).
 //!
 //! Building the crate's client asks GitLab `GET /user` to check the token, so
 //! the client is built on first use and kept: portcall starts while GitLab is
@@ -51,8 +53,8 @@ use self::classify::{classify, Failure};
 use crate::config::GitlabSettings;
 use crate::domain::{CommitSha, RepoSlug};
 use crate::scm::{
-    sticky_body, truncate_comment, CheckConclusion, CheckRun, CommentAction, CommitStatus,
-    ScmClient, ScmError, StatusState,
+    deployment_context, sticky_body, truncate_comment, CheckConclusion, CheckRun, CommentAction,
+    CommitStatus, DeploymentError, DeploymentReport, ScmClient, ScmError, StatusState,
 };
 
 /// GitLab's limit on a note (comment or discussion) body, in characters.
@@ -476,6 +478,29 @@ impl ScmClient for GitlabClient {
             }
         }
         Ok(action)
+    }
+
+    /// GitLab has no deployment objects here: the report is the commit
+    /// status `portcall/{environment}` on the release's commit, `running`,
+    /// `success`, `failed` or `canceled`, linking to the environment's URL.
+    /// A repeated state GitLab refuses ("Cannot transition status") is done.
+    #[tracing::instrument(
+        skip_all,
+        fields(repo.slug = %repo, commit.sha = %deployment.sha, deployment.environment = %deployment.environment)
+    )]
+    async fn report_deployment(
+        &self,
+        repo: &RepoSlug,
+        deployment: &DeploymentReport,
+    ) -> Result<Option<u64>, DeploymentError> {
+        let status = CommitStatus {
+            context: deployment_context(&deployment.environment),
+            state: deployment.state.status_state(),
+            description: deployment.description.clone(),
+            target_url: deployment.url.as_ref().map(ToString::to_string),
+        };
+        self.create_status(repo, &deployment.sha, &status).await?;
+        Ok(None)
     }
 }
 

@@ -13,8 +13,8 @@ use wiremock::matchers::{header, method, path, path_regex, query_param};
 use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 use super::*;
-use crate::domain::Provider;
-use crate::scm::{comment_marker, Annotation};
+use crate::domain::{Environment, HttpUrl, Provider};
+use crate::scm::{comment_marker, Annotation, DeploymentState};
 
 const TOKEN: &str = "glpat-portcall-test-token";
 /// The head of the merge request in the documented example.
@@ -543,6 +543,117 @@ async fn a_rate_limit_is_transient_with_gitlabs_retry_after() {
         message,
         "GitLab answered 429 Too Many Requests: Retry later"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Deployments: a commit status per environment.
+
+fn deployment_report(state: DeploymentState) -> DeploymentReport {
+    DeploymentReport {
+        sha: sha(),
+        environment: Environment::parse("production").unwrap(),
+        state,
+        url: Some(HttpUrl::parse("https://hello.example.com").unwrap()),
+        log_url: Some(HttpUrl::parse("https://ci.example.com/deploys/9").unwrap()),
+        release_id: 7,
+        release_name: "api-v1.2.0".into(),
+        title: "Release api-v1.2.0".into(),
+        description: format!("api-v1.2.0 to production: {}", state.words()),
+        deployment_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_report_is_the_commit_status_named_after_its_environment() {
+    let (server, client) = gitlab().await;
+    let states = [
+        (DeploymentState::InProgress, "running", "in progress"),
+        (DeploymentState::Success, "success", "success"),
+        (DeploymentState::Failure, "failed", "failure"),
+        (DeploymentState::Inactive, "canceled", "inactive"),
+    ];
+    for (_, gitlab_state, words) in states {
+        let description = format!("api-v1.2.0 to production: {words}");
+        given("POST", format!("{PROJECT}/statuses/{SHA}"))
+            .and(form(&[
+                ("state", gitlab_state),
+                ("name", "portcall/production"),
+                ("description", description.as_str()),
+                ("target_url", "https://hello.example.com"),
+            ]))
+            .respond_with(json_answer(
+                201,
+                documented(fixture!("create-commit-status")),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    server.register(no_deployment_objects()).await;
+
+    for (state, _, _) in states {
+        let answer = client
+            .report_deployment(&repo(), &deployment_report(state))
+            .await
+            .unwrap();
+        assert_eq!(answer, None, "GitLab has no deployment id to remember");
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_state_gitlab_already_shows_counts_as_reported() {
+    let (server, client) = gitlab().await;
+    given("POST", format!("{PROJECT}/statuses/{SHA}"))
+        .and(form(&[
+            ("state", "success"),
+            ("name", "portcall/production"),
+            ("description", "api-v1.2.0 to production: success"),
+            ("target_url", "https://hello.example.com"),
+        ]))
+        .respond_with(json_answer(
+            400,
+            json!({"message": "Cannot transition status via :success from :success"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let answer = client
+        .report_deployment(&repo(), &deployment_report(DeploymentState::Success))
+        .await
+        .unwrap();
+    assert_eq!(answer, None);
+}
+
+#[tokio::test]
+async fn a_refused_deployment_status_is_permanent_and_names_no_deployment() {
+    let (server, client) = gitlab().await;
+    given("POST", format!("{PROJECT}/statuses/{SHA}"))
+        .respond_with(json_answer(
+            404,
+            json!({"message": "404 Project Not Found"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let err = client
+        .report_deployment(&repo(), &deployment_report(DeploymentState::Failure))
+        .await
+        .unwrap_err();
+    assert_eq!(err.deployment_id, None);
+    assert!(
+        matches!(&err.error, ScmError::Permanent { status: Some(404), message } if message == "404 Project Not Found"),
+        "{err:?}"
+    );
+}
+
+/// GitLab's own deployments API is not used.
+fn no_deployment_objects() -> Mock {
+    Mock::given(path_regex("/deployments"))
+        .respond_with(ResponseTemplate::new(500))
+        .named("no GitLab deployment objects")
+        .expect(0)
 }
 
 // ---------------------------------------------------------------------------
