@@ -11,6 +11,7 @@ mod concurrency;
 mod deployments;
 mod events;
 mod inbox;
+mod openapi;
 mod operations;
 mod outbox;
 mod providers;

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::auth::Authorized;
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use crate::ci::{self, Artifact, BuildEvent, BuildStatus, ReleaseRequest, ReleasedComponent};
 use crate::domain::{CommitSha, Digest, Tag};
 use crate::http::{ApiError, AppState};
@@ -22,7 +24,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/artefact-versions", web::post().to(artefact_version));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReleaseBody {
     name: Option<String>,
@@ -31,7 +33,7 @@ struct ReleaseBody {
     metadata: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ComponentBody {
     component: String,
@@ -39,7 +41,7 @@ struct ComponentBody {
     tag: String,
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SourceRef {
     #[serde(rename = "type")]
@@ -70,6 +72,24 @@ fn http_url(path: &str, url: &str) -> Result<String, ApiError> {
 /// 201 with the release (200 when the same component, digest and tag were
 /// released before; 409 when another release has the name). Several
 /// components answer `{"releases":[…]}`.
+///
+/// Requires the scope `release:create`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases",
+    operation_id = "create_release",
+    tag = "releases",
+    request_body = ReleaseBody,
+    security(("bearer" = ["release:create"])),
+    responses(
+        (status = 200, description = "The same component, digest and tag were released before: the existing release", body = Object),
+        (status = 201, description = r#"The release (several components: `{"releases":[…]}`)"#, body = Object),
+        (status = 400, description = "A malformed query or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 409, description = "Another release has the name", body = ErrorBody),
+    ),
+)]
 async fn create_release(
     _: Authorized,
     ApiJson(body): ApiJson<ReleaseBody>,
@@ -152,7 +172,7 @@ async fn create_release(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BuildBody {
     integration_id: Option<String>,
@@ -164,7 +184,7 @@ struct BuildBody {
     test_results: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct ArtifactBody {
     name: Option<String>,
     digest: Option<String>,
@@ -201,6 +221,22 @@ fn image_ref(path: &str, image: &str) -> Result<(String, Option<Tag>), ApiError>
 }
 
 /// 202: the build is recorded and its artifacts linked to its commit.
+///
+/// Requires the scope `ci-event:create`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ci-events/build-complete",
+    operation_id = "build_complete",
+    tag = "releases",
+    request_body = BuildBody,
+    security(("bearer" = ["ci-event:create"])),
+    responses(
+        (status = 202, description = r#"`{"status":"accepted"|"duplicate","build","failure_statuses"}`"#, body = Object),
+        (status = 400, description = "A malformed query or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn build_complete(
     _: Authorized,
     ApiJson(body): ApiJson<BuildBody>,
@@ -270,7 +306,7 @@ async fn build_complete(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct ArtefactVersionBody {
     name: String,
     version: String,
@@ -284,6 +320,22 @@ struct ArtefactVersionBody {
 
 /// 202: a Humanitec-style notice that image `name` at tag `version` was
 /// built from `commit`; the same as a successful build with one artifact.
+///
+/// Requires the scope `ci-event:create`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/artefact-versions",
+    operation_id = "artefact_version",
+    tag = "releases",
+    request_body = ArtefactVersionBody,
+    security(("bearer" = ["ci-event:create"])),
+    responses(
+        (status = 202, description = r#"`{"status":"accepted"|"duplicate","build"}`"#, body = Object),
+        (status = 400, description = "A malformed query or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn artefact_version(
     _: Authorized,
     ApiJson(body): ApiJson<ArtefactVersionBody>,

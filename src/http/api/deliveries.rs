@@ -8,8 +8,10 @@ use actix_web::{web, HttpResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 use super::auth::Authorized;
+use super::openapi::ErrorBody;
 use super::Page;
 use crate::http::{ApiError, AppState};
 use crate::ingest::is_credential_header;
@@ -25,8 +27,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/deliveries/{id}/replay", web::post().to(replay));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
     source: Option<String>,
     status: Option<String>,
@@ -36,6 +39,22 @@ struct Query {
 }
 
 /// Newest first, without headers or bodies.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries",
+    operation_id = "list_deliveries",
+    tag = "operations",
+    params(Query),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{"deliveries":[…],"next_before":ID}`, newest first, without headers or bodies"#, body = Object),
+        (status = 400, description = "A malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn list(
     _: Authorized,
     query: web::Query<Query>,
@@ -67,6 +86,22 @@ async fn list(
 }
 
 /// One delivery with its stored headers (credentials redacted) and body.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries/{id}",
+    operation_id = "get_delivery",
+    tag = "operations",
+    params(("id" = String, Path, description = "The delivery's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The delivery with its headers (credentials redacted) and body", body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    ),
+)]
 async fn get(
     _: Authorized,
     id: web::Path<String>,
@@ -81,6 +116,23 @@ async fn get(
 
 /// Processes a delivery again from its stored body. Every effect is
 /// idempotent, so a replay never duplicates a release, a job or a comment.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deliveries/{id}/replay",
+    operation_id = "replay_delivery",
+    tag = "operations",
+    params(("id" = String, Path, description = "The delivery's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 202, description = "The delivery, pending again", body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "A worker holds the delivery", body = ErrorBody),
+    ),
+)]
 async fn replay(
     _: Authorized,
     id: web::Path<String>,

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::auth::Authorized;
+use super::openapi::ErrorBody;
 use crate::config::catalog::catalog;
 use crate::http::{ApiError, AppState};
 
@@ -17,11 +18,41 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// Every integration with its last known health (the monitor's, or the
 /// last test's).
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations",
+    operation_id = "list_integrations",
+    tag = "operations",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{"integrations":[{"name","kind","health","checked_at","message"}]}`"#, body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn list(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"integrations": state.integrations.list()})))
 }
 
 /// Runs connectivity, authentication and a functional read now.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations/{name}/test",
+    operation_id = "test_integration",
+    tag = "operations",
+    params(("name" = String, Path, description = "The integration's name")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{…,"connectivity","authentication","functionality"}`"#, body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+    ),
+)]
 async fn test(
     _: Authorized,
     name: web::Path<String>,
@@ -36,6 +67,20 @@ async fn test(
 }
 
 /// The catalog of source and provider kinds and their configuration.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/integration-types",
+    operation_id = "integration_types",
+    tag = "operations",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{"types":[…]}`: every source and provider kind and its configuration"#, body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn types(_: Authorized) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({"types": catalog()})))
 }

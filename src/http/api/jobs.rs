@@ -4,8 +4,10 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
 use super::auth::Authorized;
+use super::openapi::ErrorBody;
 use super::Page;
 use crate::http::{ApiError, AppState};
 use crate::store::jobs::{self, JobState, RetryError};
@@ -17,14 +19,30 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/retry", web::post().to(retry));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
     state: Option<String>,
     limit: Option<i64>,
     before: Option<i64>,
 }
 
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "operations",
+    params(Query),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{"jobs":[…],"next_before":ID}`, newest first"#, body = Object),
+        (status = 400, description = "A malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn list(
     _: Authorized,
     query: web::Query<Query>,
@@ -50,6 +68,21 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"jobs": rows, "next_before": next})))
 }
 
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "operations",
+    params(("id" = String, Path, description = "The job's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The job", body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+)]
 async fn get(
     _: Authorized,
     id: web::Path<String>,
@@ -63,6 +96,23 @@ async fn get(
 }
 
 /// Puts a finished job (dead, skipped or done) back in the queue.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/retry",
+    operation_id = "retry_job",
+    tag = "operations",
+    params(("id" = String, Path, description = "The job's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 202, description = "The job, pending again", body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is pending", body = ErrorBody),
+    ),
+)]
 async fn retry(
     _: Authorized,
     id: web::Path<String>,

@@ -9,6 +9,7 @@ mod deployments;
 mod integrations;
 mod jobs;
 pub mod json;
+pub mod openapi;
 mod releases;
 mod service_accounts;
 
@@ -37,6 +38,15 @@ const fn route(method: Method, path: &'static str, scope: Scope) -> ApiRoute {
         method,
         path,
         scope: Some(scope),
+    }
+}
+
+/// A route anyone may call, without a token.
+const fn public(method: Method, path: &'static str) -> ApiRoute {
+    ApiRoute {
+        method,
+        path,
+        scope: None,
     }
 }
 
@@ -80,6 +90,7 @@ pub static ROUTES: &[ApiRoute] = &[
         Scope::Admin,
     ),
     route(Method::GET, "/api/v1/integration-types", Scope::Admin),
+    public(Method::GET, "/api/v1/openapi.json"),
 ];
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -109,6 +120,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(service_accounts::config)
             .configure(deliveries::config)
             .configure(integrations::config)
+            .configure(openapi::config)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
             })),

@@ -4,8 +4,10 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
 use super::auth::Authorized;
+use super::openapi::ErrorBody;
 use super::Page;
 use crate::http::{ApiError, AppState};
 use crate::store::releases;
@@ -15,14 +17,30 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/releases/{id}", web::get().to(get));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
     component: Option<String>,
     limit: Option<i64>,
     before: Option<i64>,
 }
 
+/// Requires the scope `release:read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases",
+    operation_id = "list_releases",
+    tag = "releases",
+    params(Query),
+    security(("bearer" = ["release:read"])),
+    responses(
+        (status = 200, description = r#"`{"releases":[…],"next_before":ID}`, newest first"#, body = Object),
+        (status = 400, description = "A malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn list(
     _: Authorized,
     query: web::Query<Query>,
@@ -43,6 +61,21 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"releases": rows, "next_before": next})))
 }
 
+/// Requires the scope `release:read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}",
+    operation_id = "get_release",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id")),
+    security(("bearer" = ["release:read"])),
+    responses(
+        (status = 200, description = "The release with its `deployments`, newest first", body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such release", body = ErrorBody),
+    ),
+)]
 async fn get(
     _: Authorized,
     id: web::Path<String>,

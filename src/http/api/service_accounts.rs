@@ -5,9 +5,11 @@ use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::auth::Authorized;
 use super::json::ApiJson;
+use super::openapi::ErrorBody;
 use crate::accounts::{self, NewAccount};
 use crate::domain::{Scope, Scopes};
 use crate::http::{ApiError, AppState};
@@ -20,7 +22,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/service-accounts/{id}", web::delete().to(revoke));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateRequest {
     name: String,
@@ -85,6 +87,22 @@ fn describe(account: &ServiceAccount) -> Value {
 }
 
 /// 201 with the token, shown this once.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/service-accounts",
+    operation_id = "create_service_account",
+    tag = "service-accounts",
+    request_body = CreateRequest,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 201, description = r#"`{"id","name","token","scopes","expires_at",…}`: the token is shown this once"#, body = Object),
+        (status = 400, description = "A malformed query or body, naming the field", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn create(
     _: Authorized,
     ApiJson(body): ApiJson<CreateRequest>,
@@ -98,6 +116,19 @@ async fn create(
     Ok(HttpResponse::Created().json(answer))
 }
 
+/// Requires the scope `admin`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/service-accounts",
+    operation_id = "list_service_accounts",
+    tag = "service-accounts",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = r#"`{"service_accounts":[…]}`, without tokens"#, body = Object),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+    ),
+)]
 async fn list(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let accounts = service_accounts::list(&state.db).await?;
     let accounts: Vec<Value> = accounts.iter().map(describe).collect();
@@ -105,6 +136,23 @@ async fn list(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse,
 }
 
 /// Revokes at once: the next request with the token is 401.
+///
+/// Requires the scope `admin`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/service-accounts/{id}",
+    operation_id = "revoke_service_account",
+    tag = "service-accounts",
+    params(("id" = String, Path, description = "The service account's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No token, or an unknown, expired or revoked one", body = ErrorBody),
+        (status = 403, description = "The token lacks the scope", body = ErrorBody),
+        (status = 404, description = "No such service account", body = ErrorBody),
+        (status = 409, description = "Already revoked", body = ErrorBody),
+    ),
+)]
 async fn revoke(
     caller: Authorized,
     id: web::Path<String>,
