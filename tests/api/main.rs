@@ -5,7 +5,9 @@
 mod helpers;
 
 mod auth;
+mod bad_requests;
 mod ci;
+mod ci_examples;
 mod cli;
 mod concurrency;
 mod deployments;
