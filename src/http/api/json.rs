@@ -3,6 +3,8 @@
 //! was expected, never a bare 400. Size and syntax are checked by the
 //! scope's `JsonConfig` (see `super::config`).
 
+use std::future::{ready, Ready};
+
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -45,4 +47,31 @@ fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
             ApiError::invalid(format!("{path}: {what}"))
         }
     })
+}
+
+/// A query string read as `T`, refused naming the parameter at fault
+/// (`limit: invalid digit found in string`), which actix's own `Query`
+/// cannot say.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pairs = form_urlencoded::parse(request.query_string().as_bytes());
+        let parsed = serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
+            .map(ApiQuery)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                if path == "." {
+                    ApiError::invalid(format!("invalid query string: {inner}"))
+                } else {
+                    ApiError::invalid(format!("invalid query string: {path}: {inner}"))
+                }
+            });
+        ready(parsed)
+    }
 }

@@ -97,13 +97,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(from_fn(auth::authorize))
-            // Malformed queries answer in the API's error shape, naming
-            // what was wrong.
-            .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                ApiError::invalid(format!("invalid query string: {error}")).into()
-            }))
-            // So do bodies that are not JSON at all; [`Body`] names the
-            // field of one that is JSON but not what the route reads.
+            // Bodies that are not JSON at all answer in the API's error
+            // shape; `json::ApiJson` names the field of one that is JSON
+            // but not what the route reads (`json::ApiQuery` does the same
+            // for query strings).
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BYTES)

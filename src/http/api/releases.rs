@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use super::auth::Authorized;
+use super::json::ApiQuery;
 use super::openapi::ErrorBody;
 use super::Page;
 use crate::http::{ApiError, AppState};
@@ -43,7 +44,7 @@ struct Query {
 )]
 async fn list(
     _: Authorized,
-    query: web::Query<Query>,
+    ApiQuery(query): ApiQuery<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page {
