@@ -61,17 +61,12 @@ async fn list(
     ApiQuery(query): ApiQuery<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "status must be one of pending, processed, ignored, failed; got {s:?}"
-                ))
-            })
-        })
-        .transpose()?;
+    let status = super::one_of(
+        "status",
+        query.status.as_deref(),
+        Status::parse,
+        "pending, processed, ignored, failed",
+    )?;
     let filter = Filter {
         source: query.source.as_deref(),
         status,

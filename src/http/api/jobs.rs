@@ -49,17 +49,12 @@ async fn list(
     ApiQuery(query): ApiQuery<Query>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let job_state = query
-        .state
-        .as_deref()
-        .map(|s| {
-            JobState::parse(s).ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "state must be one of pending, done, dead, skipped; got {s:?}"
-                ))
-            })
-        })
-        .transpose()?;
+    let job_state = super::one_of(
+        "state",
+        query.state.as_deref(),
+        JobState::parse,
+        "pending, done, dead, skipped",
+    )?;
     let page = Page {
         limit: query.limit,
         before: query.before,

@@ -141,6 +141,23 @@ fn json_error(error: JsonPayloadError) -> ApiError {
     }
 }
 
+/// An optional query parameter naming one of a closed set of values
+/// (`?state=dead`), refused naming the parameter and the values it takes.
+pub fn one_of<T>(
+    name: &str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| {
+            parse(v).ok_or_else(|| {
+                ApiError::invalid(format!("{name} must be one of {expected}; got {v:?}"))
+            })
+        })
+        .transpose()
+}
+
 /// A numeric id from the path; anything else names no resource.
 pub fn id(segment: &str, what: &str) -> Result<i64, ApiError> {
     segment
