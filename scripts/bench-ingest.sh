@@ -20,7 +20,7 @@ CEILING_PORT=18091
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --quiet --bin portcall --example verify_only
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --quiet --bin portcall --example verify_only
 
 work=$(mktemp -d)
 pids=()

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use sqlx::query::QueryAs;
 use sqlx::{Encode, FromRow, Type};
@@ -56,50 +57,73 @@ impl fmt::Display for Status {
 /// SQLite's and PostgreSQL's parameter limits).
 const INSERT_CHUNK: usize = 500;
 
+/// A delivery ready to be written: its body encoded and its kept headers
+/// serialized. Built by the request handler, so the single writer that
+/// commits groups only binds values.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub source: Arc<str>,
+    pub delivery_id: String,
+    pub event: String,
+    /// JSON object of the kept headers.
+    pub headers: String,
+    pub content_type: Option<String>,
+    pub body: StoredBody,
+}
+
+impl InboxRow {
+    pub fn new(source: Arc<str>, delivery: &NewDelivery) -> Self {
+        Self {
+            source,
+            delivery_id: delivery.delivery_id.as_str().to_owned(),
+            event: delivery.event.clone(),
+            headers: headers_json(&delivery.headers),
+            content_type: delivery.content_type.clone(),
+            body: body::encode(&delivery.body),
+        }
+    }
+}
+
 /// Inserts deliveries, skipping any whose `(source, delivery_id)` is already
 /// stored, atomically: every row is committed, or none. Returns, for each
 /// row in order, whether it was written; `false` means a duplicate (also of
 /// an earlier row in `rows`).
 ///
 /// Up to [`INSERT_CHUNK`] rows go in one autocommitted statement, which is
-/// atomic by itself: with SQLite every statement is a round trip to the
-/// connection's thread, and those round trips, not the disk, bound ingest.
+/// atomic by itself.
 pub async fn insert_many(
     db: &Db,
-    rows: &[(&str, &NewDelivery, &StoredBody)],
+    rows: &[&InboxRow],
     now_ms: i64,
 ) -> Result<Vec<bool>, sqlx::Error> {
     let backend = db.backend();
-    let headers: Vec<String> = rows
-        .iter()
-        .map(|(_, d, _)| headers_json(&d.headers))
-        .collect();
-    let mut written: HashSet<(String, String)> = HashSet::new();
+    let mut keys: Vec<(String, String)> = Vec::with_capacity(rows.len());
     with_pool!(db.writer(), |pool| {
         if rows.len() <= INSERT_CHUNK {
             let sql = insert_sql(backend, rows.len());
-            let query = bind_insert(sqlx::query_as(&sql), rows, &headers, now_ms);
-            written.extend(query.fetch_all(pool).await?);
+            keys = bind_insert(sqlx::query_as(&sql), rows, now_ms)
+                .fetch_all(pool)
+                .await?;
         } else {
             let mut tx = pool.begin().await?;
-            for (chunk, headers) in rows.chunks(INSERT_CHUNK).zip(headers.chunks(INSERT_CHUNK)) {
+            for chunk in rows.chunks(INSERT_CHUNK) {
                 let sql = insert_sql(backend, chunk.len());
-                let query = bind_insert(sqlx::query_as(&sql), chunk, headers, now_ms);
-                written.extend(query.fetch_all(&mut *tx).await?);
+                keys.extend(
+                    bind_insert(sqlx::query_as(&sql), chunk, now_ms)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                );
             }
             tx.commit().await?;
         }
     });
     // A key written by this call counts as new once: a repeat later in
     // `rows` is a duplicate of it.
+    let mut written: HashSet<(&str, &str)> =
+        keys.iter().map(|(s, d)| (s.as_str(), d.as_str())).collect();
     Ok(rows
         .iter()
-        .map(|(source, delivery, _)| {
-            written.remove(&(
-                (*source).to_owned(),
-                delivery.delivery_id.as_str().to_owned(),
-            ))
-        })
+        .map(|row| written.remove(&(&*row.source, row.delivery_id.as_str())))
         .collect())
 }
 
@@ -118,8 +142,7 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
 /// Binds [`insert_sql`]'s parameters; generic so both drivers share it.
 fn bind_insert<'q, DB, O>(
     mut query: QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
-    rows: &'q [(&str, &NewDelivery, &StoredBody)],
-    headers: &'q [String],
+    rows: &[&'q InboxRow],
     now_ms: i64,
 ) -> QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
 where
@@ -129,15 +152,15 @@ where
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    for ((source, delivery, body), headers) in rows.iter().zip(headers) {
+    for row in rows {
         query = query
-            .bind(*source)
-            .bind(delivery.delivery_id.as_str())
-            .bind(delivery.event.as_str())
-            .bind(headers.as_str())
-            .bind(delivery.content_type.as_deref())
-            .bind(body.bytes.as_ref())
-            .bind(body.encoding.as_str())
+            .bind(&*row.source)
+            .bind(row.delivery_id.as_str())
+            .bind(row.event.as_str())
+            .bind(row.headers.as_str())
+            .bind(row.content_type.as_deref())
+            .bind(row.body.bytes.as_ref())
+            .bind(row.body.encoding.as_str())
             .bind(now_ms)
             .bind(now_ms);
     }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::body::{self, StoredBody};
-use super::{deliveries, now_ms, Db, StoreError};
+use super::deliveries::{self, InboxRow};
+use super::{now_ms, Db, StoreError};
 use crate::ingest::NewDelivery;
 
 /// Most requests committed in one transaction.
@@ -31,9 +31,7 @@ pub type Inserted = Vec<bool>;
 type Reply = oneshot::Sender<Result<Inserted, Arc<StoreError>>>;
 
 struct Request {
-    source: Arc<str>,
-    deliveries: Vec<NewDelivery>,
-    bodies: Vec<StoredBody>,
+    rows: Vec<InboxRow>,
     reply: Reply,
 }
 
@@ -60,15 +58,13 @@ impl InboxWriter {
     ) -> Result<Inserted, Arc<StoreError>> {
         // Encoded here, in the caller's task, so the work is spread over the
         // request handlers instead of queueing in the single writer.
-        let bodies = deliveries.iter().map(|d| body::encode(&d.body)).collect();
+        let rows = deliveries
+            .iter()
+            .map(|d| InboxRow::new(source.clone(), d))
+            .collect();
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Request {
-                source,
-                deliveries,
-                bodies,
-                reply,
-            })
+            .send(Request { rows, reply })
             .await
             .map_err(|_| Arc::new(StoreError::WriterGone))?;
         answer.await.map_err(|_| Arc::new(StoreError::WriterGone))?
@@ -152,20 +148,12 @@ async fn sync_then_answer(db: Db, mut committed: mpsc::UnboundedReceiver<Answers
 }
 
 async fn commit_group(db: &Db, group: &[Request]) -> Result<Vec<Inserted>, sqlx::Error> {
-    let rows: Vec<(&str, &NewDelivery, &StoredBody)> = group
-        .iter()
-        .flat_map(|r| {
-            r.deliveries
-                .iter()
-                .zip(&r.bodies)
-                .map(|(d, b)| (&*r.source, d, b))
-        })
-        .collect();
+    let rows: Vec<&InboxRow> = group.iter().flat_map(|r| &r.rows).collect();
     let mut written = deliveries::insert_many(db, &rows, now_ms())
         .await?
         .into_iter();
     Ok(group
         .iter()
-        .map(|r| written.by_ref().take(r.deliveries.len()).collect())
+        .map(|r| written.by_ref().take(r.rows.len()).collect())
         .collect())
 }
