@@ -71,6 +71,9 @@ count_rows() {
 # plus the rows found in the database afterwards.
 durable_run() {
     local db="$work/bench-$1.db"
+    # Flush what earlier runs left dirty: an fsync waits for the whole
+    # journal, so one run's leftovers would slow the next one's commits.
+    sync; sleep 1
     write_config "$1" "$db"
     RUST_LOG=warn target/release/portcall --config "$work/portcall.toml" serve >/dev/null &
     local pid=$!
@@ -78,8 +81,10 @@ durable_run() {
     wait_for "http://127.0.0.1:$PORTCALL_PORT/healthz"
     local result
     result=$(run_wrk "http://127.0.0.1:$PORTCALL_PORT")
+    local wal_kib=$(( $(stat -c %s "$db-wal" 2>/dev/null || echo 0) / 1024 ))
     kill -TERM "$pid"; wait "$pid" || true
-    RESULT="$result stored=$(count_rows "$db")"
+    RESULT="$result stored=$(count_rows "$db") wal_kib=$wal_kib"
+    rm -f "$db" "$db-wal" "$db-shm"
 }
 
 echo "payload: $(wc -c < "$BENCH_BODY") bytes; $CONNECTIONS connections; ${SECONDS_RUN}s per run; $(nproc) cores"
@@ -93,7 +98,7 @@ ceiling=$(run_wrk "http://127.0.0.1:$CEILING_PORT")
 
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 report() {
-    echo "$1 $(field "$2" rps) deliveries/s, p50 $(field "$2" p50_ms) ms, p99 $(field "$2" p99_ms) ms, failed $(field "$2" failed), rows stored $(field "$2" stored) (wrk counted $(field "$2" requests) answers)"
+    echo "$1 $(field "$2" rps) deliveries/s, p50 $(field "$2" p50_ms) ms, p99 $(field "$2" p99_ms) ms, failed $(field "$2" failed), rows stored $(field "$2" stored) (wrk counted $(field "$2" requests) answers), WAL at the end $(field "$2" wal_kib) KiB"
 }
 echo
 report "portcall, ingest only (verify + durable SQLite commit):" "$ingest_only"

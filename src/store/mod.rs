@@ -32,6 +32,12 @@ use crate::config::DatabaseSettings;
 /// How often the SQLite write-ahead log is checkpointed.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The write-ahead log size past which a checkpoint is completed through the
+/// write connection so that the log starts over (see
+/// [`Db::spawn_checkpointer`]); `journal_size_limit` cuts the file back to
+/// this size when it does.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -83,7 +89,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pools: Pools,
-    /// SQLite's write-ahead log, synced by [`Db::sync_commits`].
+    /// SQLite's write-ahead log, synced by [`Db::sync_commits`] and watched
+    /// by the checkpointer.
     wal: Option<PathBuf>,
 }
 
@@ -204,31 +211,50 @@ impl Db {
 
     /// On SQLite, starts the task that copies the write-ahead log into the
     /// database file, every [`CHECKPOINT_INTERVAL`], until `shutdown`.
-    /// A passive checkpoint runs beside the writer instead of inside one of
-    /// its commits, on the other core. PostgreSQL needs nothing of the kind.
+    ///
+    /// A passive checkpoint on a reader connection runs beside the writer,
+    /// on the other core, instead of inside one of its commits. Under steady
+    /// writes it never quite catches up (each commit appends more), so the
+    /// log would never start over and would grow without bound; once it
+    /// passes [`WAL_RESTART_BYTES`] the checkpoint is finished through the
+    /// write connection, between two commits, where nothing can append
+    /// meanwhile. It has little left to copy by then, and the next commit
+    /// starts the log from its beginning. PostgreSQL needs nothing of the kind.
     pub fn spawn_checkpointer(&self, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-        let Pools::Sqlite { reader, .. } = &self.pools else {
+        let (Pools::Sqlite { reader, writer }, Some(wal)) = (&self.pools, &self.wal) else {
             return None;
         };
-        let pool = reader.clone();
+        let (reader, writer, wal) = (reader.clone(), writer.clone(), wal.clone());
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let checkpoint = "PRAGMA wal_checkpoint(PASSIVE)";
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
+                if let Err(error) = sqlx::query(checkpoint).execute(&reader).await {
                     tracing::warn!(error = %error, "WAL checkpoint failed; will retry");
+                    continue;
+                }
+                let size = tokio::fs::metadata(&wal).await.map_or(0, |m| m.len());
+                if size > WAL_RESTART_BYTES {
+                    // Catch up beside the writer once more (only what came
+                    // in during the pass above), so that the writer waits
+                    // only for the little that came in during this one.
+                    let finished = async {
+                        sqlx::query(checkpoint).execute(&reader).await?;
+                        sqlx::query(checkpoint).execute(&writer).await
+                    };
+                    if let Err(error) = finished.await {
+                        tracing::warn!(error = %error, "WAL checkpoint failed; will retry");
+                    }
                 }
             }
             // Leave a short log behind for the next start.
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&pool)
+                .execute(&writer)
                 .await;
         }))
     }
