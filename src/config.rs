@@ -282,6 +282,12 @@ struct RawSource {
     api_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// `gar`: the audience the Pub/Sub push subscription's OIDC token names.
+    audience: Option<String>,
+    /// `gar`: the service account the Pub/Sub push subscription signs as.
+    service_account: Option<String>,
+    /// `gar`: Google's public keys as a JWKS file, read at start.
+    jwks_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -724,7 +730,19 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 ),
             );
         }
-        if s.secrets.is_empty() {
+        let oidc = google_oidc(&s, kind, env, p, &key);
+        if s.secrets.is_empty() && kind == Some(SourceKind::Gar) {
+            if oidc.is_none()
+                && s.audience.is_none()
+                && s.service_account.is_none()
+                && s.jwks_file.is_none()
+            {
+                p.add(
+                    key("secrets"),
+                    "a gar source needs secrets (the ?token= form) or audience, service_account and jwks_file (Pub/Sub OIDC tokens); verification never falls back to accepting unsigned requests",
+                );
+            }
+        } else if s.secrets.is_empty() {
             p.add(
                 key("secrets"),
                 "at least one secret is required: verification never falls back to accepting unsigned requests",
@@ -789,10 +807,76 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 secrets,
                 registry,
                 registry_api,
+                oidc,
             });
         }
     }
     out
+}
+
+/// The OIDC check of a `gar` source: `audience`, `service_account` and
+/// `jwks_file` go together, and only on `gar` sources.
+fn google_oidc(
+    s: &RawSource,
+    kind: Option<SourceKind>,
+    env: &dyn SecretEnv,
+    p: &mut Problems,
+    key: &dyn Fn(&str) -> String,
+) -> Option<crate::ingest::gar::GoogleOidc> {
+    let given = [
+        ("audience", s.audience.as_deref()),
+        ("service_account", s.service_account.as_deref()),
+        ("jwks_file", s.jwks_file.as_deref()),
+    ];
+    if given.iter().all(|(_, v)| v.is_none()) {
+        return None;
+    }
+    if kind.is_some() && kind != Some(SourceKind::Gar) {
+        for (name, _) in given.iter().filter(|(_, v)| v.is_some()) {
+            p.add(key(name), "only gar sources verify OIDC tokens");
+        }
+        return None;
+    }
+    for (name, _) in given.iter().filter(|(_, v)| v.is_none()) {
+        p.add(
+            key(name),
+            "audience, service_account and jwks_file go together (the Pub/Sub OIDC check)",
+        );
+    }
+    let [(_, Some(audience)), (_, Some(account)), (_, Some(jwks_file))] = given else {
+        return None;
+    };
+    let mut ok = true;
+    if audience.trim().is_empty() {
+        p.add(key("audience"), "expected the audience set on the push subscription, e.g. https://portcall.example.com/webhooks/gar");
+        ok = false;
+    }
+    let (user, domain) = account.split_once('@').unwrap_or_default();
+    if user.is_empty() || domain.is_empty() || account.contains(char::is_whitespace) {
+        p.add(
+            key("service_account"),
+            "expected a service account email, e.g. pubsub-push@my-project.iam.gserviceaccount.com",
+        );
+        ok = false;
+    }
+    let jwks = match env.read_file(Path::new(jwks_file)) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            p.add(
+                key("jwks_file"),
+                format!("file {jwks_file} cannot be read: {e}"),
+            );
+            None
+        }
+    }?;
+    match crate::ingest::gar::GoogleOidc::new(audience, account, &jwks) {
+        Ok(oidc) if ok => Some(oidc),
+        Ok(_) => None,
+        Err(e) => {
+            p.add(key("jwks_file"), format!("{jwks_file}: {e}"));
+            None
+        }
+    }
 }
 
 fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Components {

@@ -1,0 +1,477 @@
+//! Google Artifact Registry (and Container Registry) notifications. The
+//! registry publishes to the Pub/Sub topic `gcr`; a push subscription posts
+//! each message to portcall wrapped in an envelope
+//! `{"message":{"data":"<base64>","messageId":"…"},"subscription":"…"}`.
+//!
+//! The subscription authenticates one of two ways:
+//! - with authentication enabled, an `Authorization: Bearer <OIDC token>`
+//!   signed by Google for the subscription's service account: checked
+//!   against the source's JWKS (Google's public keys), issuer, audience,
+//!   service-account email (verified) and expiry;
+//! - the `?token=<secret>` form: a secret in the push endpoint's URL,
+//!   compared in constant time with the source's `secrets`.
+//!
+//! The request path reads only the envelope's `messageId` (the delivery id);
+//! the base64 `data` is decoded in the worker.
+
+pub mod payload;
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use bytes::Bytes;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::hmac::any_token_matches;
+use super::{bearer, delivery_id, header, keep_headers, Headers, NewDelivery, Rejection, Source};
+
+const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
+
+const WHAT: &str = "Pub/Sub push envelope";
+
+/// The issuers Google writes in its OIDC tokens.
+pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+
+/// How long after `exp` a token is still taken, for clock skew.
+const LEEWAY_SECS: i64 = 60;
+
+/// What a Pub/Sub push subscription's OIDC token must say, and the keys it
+/// must be signed with.
+pub struct GoogleOidc {
+    audience: String,
+    service_account: String,
+    keys: Vec<(Option<String>, DecodingKey)>,
+}
+
+impl fmt::Debug for GoogleOidc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleOidc")
+            .field("audience", &self.audience)
+            .field("service_account", &self.service_account)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl GoogleOidc {
+    /// Builds the check from a JWKS document (Google publishes its keys at
+    /// `https://www.googleapis.com/oauth2/v3/certs`). Only RSA keys are
+    /// kept: Google signs with RS256.
+    pub fn new(audience: &str, service_account: &str, jwks_json: &str) -> Result<Self, String> {
+        let set: JwkSet = serde_json::from_str(jwks_json)
+            .map_err(|e| format!("not a JWKS document ({{\"keys\":[…]}}): {e}"))?;
+        let keys: Vec<_> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                matches!(
+                    jwk.algorithm,
+                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
+                )
+                .then(|| (jwk.common.key_id.clone(), key))
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err("the JWKS holds no RSA key".into());
+        }
+        Ok(Self {
+            audience: audience.to_owned(),
+            service_account: service_account.to_owned(),
+            keys,
+        })
+    }
+
+    /// Checks a token's signature and claims at `now_unix`.
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<(), Rejection> {
+        let malformed = || Rejection::MalformedCredential {
+            header: "Authorization",
+            expected: "Bearer <a Google-signed RS256 OIDC token>",
+        };
+        let head = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
+        if head.alg != Algorithm::RS256 {
+            return Err(malformed());
+        }
+        // A token names its key; one without a kid may only match a lone key.
+        let key = match &head.kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|(id, _)| id.as_deref() == Some(kid.as_str())),
+            None if self.keys.len() == 1 => self.keys.first(),
+            None => None,
+        }
+        .map(|(_, key)| key)
+        .ok_or(Rejection::SignatureMismatch("Authorization"))?;
+
+        let mut validation = Validation::new(Algorithm::RS256);
+        // Time is checked below with the injectable clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims = HashSet::new();
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    Rejection::SignatureMismatch("Authorization")
+                }
+                _ => malformed(),
+            })?
+            .claims;
+
+        let same = |a: &str, b: &str| bool::from(a.as_bytes().ct_eq(b.as_bytes()));
+        let issuer_ok = claims
+            .iss
+            .as_deref()
+            .is_some_and(|iss| GOOGLE_ISSUERS.iter().any(|g| same(g, iss)));
+        if !issuer_ok {
+            return Err(Rejection::TokenClaimRejected("issuer (iss)"));
+        }
+        if !claims
+            .aud
+            .as_deref()
+            .is_some_and(|aud| same(aud, &self.audience))
+        {
+            return Err(Rejection::TokenClaimRejected("audience (aud)"));
+        }
+        let email_ok = claims
+            .email
+            .as_deref()
+            .is_some_and(|email| same(email, &self.service_account));
+        if !email_ok || !claims.email_verified.is_verified() {
+            return Err(Rejection::TokenClaimRejected("service account (email)"));
+        }
+        if !claims.exp.is_some_and(|exp| now_unix <= exp + LEEWAY_SECS) {
+            return Err(Rejection::TokenClaimRejected("expiry (exp)"));
+        }
+        if claims.iat.is_some_and(|iat| iat > now_unix + LEEWAY_SECS) {
+            return Err(Rejection::TokenClaimRejected("issue time (iat)"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    iss: Option<String>,
+    /// Google's tokens carry one audience, as a string.
+    #[serde(default)]
+    aud: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: Verified,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+}
+
+/// `email_verified` is a boolean; some Google tokens have carried `"true"`.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Verified {
+    Bool(bool),
+    Text(String),
+    #[default]
+    Absent,
+}
+
+impl Verified {
+    fn is_verified(&self) -> bool {
+        match self {
+            Verified::Bool(b) => *b,
+            Verified::Text(s) => s == "true",
+            Verified::Absent => false,
+        }
+    }
+}
+
+/// The single `token` parameter of a query string, if any.
+fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
+    let mut tokens = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "token");
+    let first = tokens.next().map(|(_, v)| v);
+    if tokens.next().is_some() {
+        return Err(Rejection::MalformedCredential {
+            header: "?token=",
+            expected: "one token parameter",
+        });
+    }
+    Ok(first)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    message: MessageHead<'a>,
+}
+
+/// Pub/Sub writes the id twice, `messageId` and `message_id`.
+#[derive(Deserialize)]
+struct MessageHead<'a> {
+    #[serde(borrow, default, rename = "messageId")]
+    message_id_camel: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "message_id")]
+    message_id_snake: Option<Cow<'a, str>>,
+}
+
+/// Verifies one Pub/Sub push request for a `gar` source.
+pub fn verify(
+    source: &Source,
+    headers: &dyn Headers,
+    query: &str,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<NewDelivery, Rejection> {
+    match (query_token(query)?, &source.oidc) {
+        (Some(token), _) if !source.secrets.is_empty() => {
+            if !any_token_matches(&source.secrets, token.as_bytes()) {
+                return Err(Rejection::SignatureMismatch("?token="));
+            }
+        }
+        (_, Some(oidc)) => oidc.verify(bearer(headers)?, now_unix)?,
+        (Some(_), None) => return Err(Rejection::SignatureMismatch("?token=")),
+        (None, None) => return Err(Rejection::MissingCredential("?token=")),
+    }
+    // Pub/Sub sends JSON; a missing Content-Type is tolerated.
+    let _ = header(headers, "content-type")?;
+
+    let invalid = |detail: String| Rejection::InvalidBody { what: WHAT, detail };
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(invalid("expected a JSON object".into()));
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+    let id = envelope
+        .message
+        .message_id_camel
+        .or(envelope.message.message_id_snake)
+        .ok_or_else(|| invalid("message.messageId is missing".into()))?;
+    Ok(NewDelivery {
+        delivery_id: delivery_id(&id, "message.messageId").map_err(|_| {
+            invalid("message.messageId: expected 1 to 200 visible ASCII characters".into())
+        })?,
+        event: "pubsub push".into(),
+        headers: keep_headers(headers, KEPT_HEADERS),
+        content_type: Some("application/json".into()),
+        body,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::ingest::test_support::{secrets, TestHeaders};
+    use crate::ingest::SourceKind;
+
+    pub const AUDIENCE: &str = "https://portcall.example.com/webhooks/gar";
+    pub const SERVICE_ACCOUNT: &str = "pubsub-push@my-project.iam.gserviceaccount.com";
+    pub const NOW: i64 = 1_764_000_000;
+    const JWKS: &str = include_str!("../../../fixtures/gar/test-jwks.json");
+    const KEY: &[u8] = include_bytes!("../../../fixtures/github/test-app-key.pem");
+
+    pub fn token(claims: serde_json::Value, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(KEY).unwrap()).unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({
+            "iss": "https://accounts.google.com",
+            "aud": AUDIENCE,
+            "azp": "112233445566778899000",
+            "sub": "112233445566778899000",
+            "email": SERVICE_ACCOUNT,
+            "email_verified": true,
+            "iat": NOW - 10,
+            "exp": NOW + 3590,
+        })
+    }
+
+    fn source(secret_values: &[&str], oidc: bool) -> Source {
+        Source {
+            name: "gar".into(),
+            kind: SourceKind::Gar,
+            secrets: secrets(secret_values),
+            registry: None,
+            registry_api: None,
+            oidc: oidc.then(|| GoogleOidc::new(AUDIENCE, SERVICE_ACCOUNT, JWKS).unwrap()),
+        }
+    }
+
+    pub fn envelope(data: &[u8]) -> Vec<u8> {
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        serde_json::to_vec(&json!({
+            "message": {
+                "attributes": {},
+                "data": data,
+                "messageId": "2070443601311540",
+                "message_id": "2070443601311540",
+                "publishTime": "2021-02-26T19:13:55.749Z",
+                "publish_time": "2021-02-26T19:13:55.749Z"
+            },
+            "subscription": "projects/my-project/subscriptions/portcall"
+        }))
+        .unwrap()
+    }
+
+    fn run(source: &Source, auth: Option<String>, query: &str) -> Result<NewDelivery, Rejection> {
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        if let Some(auth) = auth {
+            headers.push(("authorization", auth));
+        }
+        let body = envelope(include_bytes!("../../../fixtures/gar/insert.json"));
+        verify(source, &TestHeaders(headers), query, Bytes::from(body), NOW)
+    }
+
+    fn bearer(claims: serde_json::Value) -> Option<String> {
+        Some(format!(
+            "Bearer {}",
+            token(claims, Some("portcall-test-key"))
+        ))
+    }
+
+    #[test]
+    fn a_google_signed_token_for_the_audience_and_account_is_accepted() {
+        let delivery = run(&source(&[], true), bearer(claims()), "").unwrap();
+        assert_eq!(delivery.delivery_id.as_str(), "2070443601311540");
+        let mut short_issuer = claims();
+        short_issuer["iss"] = json!("accounts.google.com");
+        assert!(run(&source(&[], true), bearer(short_issuer), "").is_ok());
+    }
+
+    #[test]
+    fn each_claim_is_checked() {
+        let s = source(&[], true);
+        for (claim, value, expected) in [
+            ("iss", json!("https://evil.example.com"), "issuer (iss)"),
+            ("aud", json!("https://other.example.com"), "audience (aud)"),
+            (
+                "email",
+                json!("someone@example.com"),
+                "service account (email)",
+            ),
+            ("email_verified", json!(false), "service account (email)"),
+            ("exp", json!(NOW - 61), "expiry (exp)"),
+            ("iat", json!(NOW + 3600), "issue time (iat)"),
+        ] {
+            let mut c = claims();
+            c[claim] = value;
+            assert_eq!(
+                run(&s, bearer(c), "").unwrap_err(),
+                Rejection::TokenClaimRejected(expected),
+                "{claim}"
+            );
+        }
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            run(&s, bearer(c), "").unwrap_err(),
+            Rejection::TokenClaimRejected("expiry (exp)")
+        );
+    }
+
+    #[test]
+    fn a_token_not_signed_by_a_configured_key_is_refused() {
+        let s = source(&[], true);
+        let unknown_kid = Some(format!("Bearer {}", token(claims(), Some("other"))));
+        assert_eq!(
+            run(&s, unknown_kid, "").unwrap_err(),
+            Rejection::SignatureMismatch("Authorization")
+        );
+        // The right header and claims, another signature.
+        let good = token(claims(), Some("portcall-test-key"));
+        let (rest, _) = good.rsplit_once('.').unwrap();
+        let forged = Some(format!("Bearer {rest}.{}", "A".repeat(342)));
+        assert_eq!(
+            run(&s, forged, "").unwrap_err(),
+            Rejection::SignatureMismatch("Authorization")
+        );
+        for garbage in ["Bearer x.y.z", "Bearer not-a-jwt", "Basic abc"] {
+            assert!(matches!(
+                run(&s, Some(garbage.into()), ""),
+                Err(Rejection::MalformedCredential { .. })
+            ));
+        }
+        assert_eq!(
+            run(&s, None, "").unwrap_err(),
+            Rejection::MissingCredential("Authorization")
+        );
+    }
+
+    #[test]
+    fn the_token_form_compares_against_any_secret() {
+        let s = source(&["old", "gar-token"], false);
+        assert!(run(&s, None, "token=gar-token").is_ok());
+        assert!(run(&s, None, "a=1&token=old").is_ok());
+        assert_eq!(
+            run(&s, None, "token=wrong").unwrap_err(),
+            Rejection::SignatureMismatch("?token=")
+        );
+        assert_eq!(
+            run(&s, None, "").unwrap_err(),
+            Rejection::MissingCredential("?token=")
+        );
+        assert!(matches!(
+            run(&s, None, "token=old&token=gar-token"),
+            Err(Rejection::MalformedCredential { .. })
+        ));
+        // Without OIDC configured, a bearer token alone is not enough.
+        assert_eq!(
+            run(&s, bearer(claims()), "").unwrap_err(),
+            Rejection::MissingCredential("?token=")
+        );
+    }
+
+    #[test]
+    fn refused_credentials_are_never_in_the_message() {
+        let s = source(&["gar-token"], false);
+        let error = run(&s, None, "token=hunter2-secret").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn envelopes_without_a_message_id_are_refused() {
+        let s = source(&["gar-token"], false);
+        let headers = TestHeaders(vec![]);
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            b"{}",
+            br#"{"message":{}}"#,
+            br#"{"message":{"messageId":""}}"#,
+            br#"{"message":[]}"#,
+        ] {
+            assert!(
+                matches!(
+                    verify(
+                        &s,
+                        &headers,
+                        "token=gar-token",
+                        Bytes::from_static(bad),
+                        NOW
+                    ),
+                    Err(Rejection::InvalidBody { .. })
+                ),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_jwks_without_rsa_keys_is_refused() {
+        assert!(GoogleOidc::new(AUDIENCE, SERVICE_ACCOUNT, r#"{"keys":[]}"#).is_err());
+        assert!(GoogleOidc::new(AUDIENCE, SERVICE_ACCOUNT, "nope").is_err());
+    }
+}
