@@ -1145,6 +1145,86 @@ mod tests {
     }
 
     #[test]
+    fn a_gar_source_takes_oidc_keys_or_token_secrets_and_names_what_is_missing() {
+        let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/gar/test-jwks.json");
+        let oidc = load(&format!(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            audience = "https://portcall.example.com/webhooks/gar"
+            service_account = "push@p.iam.gserviceaccount.com"
+            jwks_file = "{jwks}"
+            "#
+        ))
+        .unwrap();
+        assert!(oidc.sources[0].oidc.is_some());
+        assert!(oidc.sources[0].secrets.is_empty());
+        let token = load(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            secrets = ["env:GH_SECRET"]
+            "#,
+        )
+        .unwrap();
+        assert!(token.sources[0].oidc.is_none());
+
+        let neither = load(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(keys(neither), ["sources[0].secrets"]);
+        let err = load(&format!(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            audience = "https://portcall.example.com/webhooks/gar"
+            jwks_file = "{jwks}"
+
+            [[sources]]
+            name = "gar2"
+            kind = "gar"
+            audience = ""
+            service_account = "not-an-email"
+            jwks_file = "/nonexistent/jwks.json"
+
+            [[sources]]
+            name = "gar3"
+            kind = "gar"
+            audience = "a"
+            service_account = "push@p.iam.gserviceaccount.com"
+            jwks_file = "{manifest}"
+
+            [[sources]]
+            name = "acr"
+            kind = "acr"
+            secrets = ["env:GH_SECRET"]
+            audience = "a"
+            "#,
+            manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "sources[0].service_account",
+                "sources[1].audience",
+                "sources[1].service_account",
+                "sources[1].jwks_file",
+                "sources[2].jwks_file",
+                "sources[3].audience",
+            ]
+        );
+    }
+
+    #[test]
     fn a_registry_api_url_is_a_bare_base_url() {
         let err = load(
             r#"

@@ -583,7 +583,7 @@ on_both_backends! {
         let kinds: Vec<&str> = types.iter().map(|t| t["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["source:github", "source:gitlab", "source:distribution", "source:standard", "provider:github", "provider:gitlab"]
+            ["source:github", "source:gitlab", "source:distribution", "source:standard", "source:acr", "source:ecr", "source:gar", "provider:github", "provider:gitlab"]
         );
         let fields = |kind: &str| -> Vec<String> {
             types.iter().find(|t| t["kind"] == kind).unwrap()["inputs"]
