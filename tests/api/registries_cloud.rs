@@ -30,6 +30,9 @@ const DIGEST: &str = "sha256:3c1f8f6e1bd5c8786bb9e621a45ece0db7ac1cdc624ad20da9f
 /// The digest of fixtures/github/package.published.json.
 const GHCR_DIGEST: &str = "sha256:103dbadba2499628b536b96b2fe6333202c4af3f2b721b3609ed150978572708";
 
+/// The headers a sender sends.
+type Sent = Vec<(&'static str, String)>;
+
 /// The TOML block of the README example `name`.
 fn readme_block(name: &str) -> &'static str {
     let start = format!("<!-- registry-example:{name} -->");
@@ -206,7 +209,7 @@ on_both_backends! {
         let gar_insert = pubsub("2070443601311540", &real("gar/insert.json", GAR_DOCS_DIGEST));
         let gcr_insert = pubsub("2070443601311541", &real("gar/gcr.insert.json", GAR_DOCS_DIGEST));
         let github_package = fixture("github/package.published.json");
-        let sends: Vec<(&str, Vec<(&str, String)>, Vec<u8>)> = vec![
+        let sends: Vec<(&str, Sent, Vec<u8>)> = vec![
             ("acr", bearer(ACR_TOKEN), real("acr/push.json", ACR_DOCS_DIGEST)),
             ("ecr", bearer(ECR_TOKEN), real("ecr/image-action.push.json", ECR_DOCS_DIGEST)),
             ("gar", oidc_headers(&oidc_token(|_| {})), gar_insert.clone()),
@@ -270,7 +273,7 @@ on_both_backends! {
         let package = fixture("github/package.published.json");
         let json_only = vec![("Content-Type", "application/json".to_owned())];
         let gar_with_token = format!("gar?token={GAR_TOKEN}");
-        let cases: Vec<(&str, &str, Vec<(&str, String)>, &Vec<u8>)> = vec![
+        let cases: Vec<(&str, &str, Sent, &Vec<u8>)> = vec![
             ("acr: wrong token", "acr", bearer("wrong-token"), &acr),
             ("acr: another source's token", "acr", bearer(ECR_TOKEN), &acr),
             ("acr: no header", "acr", json_only.clone(), &acr),
@@ -311,7 +314,7 @@ on_both_backends! {
             .replace("\"package_type\": \"CONTAINER\"", "\"package_type\": \"npm\"")
             .replace("\"type\": \"CONTAINER\"", "\"type\": \"npm\"");
         let updated = text("github/registry_package.published.json").replace("\"published\"", "\"updated\"");
-        let sends: Vec<(&str, Vec<(&str, String)>, Vec<u8>, &str, &str)> = vec![
+        let sends: Vec<(&str, Sent, Vec<u8>, &str, &str)> = vec![
             ("acr", bearer(ACR_TOKEN), fixture("acr/delete.json"), "afc359ce-df7f-4e32-xxxx-1ff8aa80927b", "acr delete (an image deleted is not a release)"),
             ("acr", bearer(ACR_TOKEN), fixture("acr/chart_push.json"), "6356e9e0-627f-4fed-xxxx-d9059b5143ac", "acr chart_push (Helm charts are not images)"),
             ("ecr", bearer(ECR_TOKEN), fixture("ecr/image-action.delete.json"), "dd3b46cb-2c74-f49e-393b-28286b67279d", "ecr DELETE (only PUSH creates images)"),
@@ -336,7 +339,7 @@ on_both_backends! {
 
     async fn the_documented_placeholder_digests_are_readable_failures_not_releases(db: TestDb) {
         let Cloud { app, _files } = spawn(db).await;
-        let sends: Vec<(&str, Vec<(&str, String)>, Vec<u8>, &str, &str)> = vec![
+        let sends: Vec<(&str, Sent, Vec<u8>, &str, &str)> = vec![
             ("acr", bearer(ACR_TOKEN), fixture("acr/push.json"), "cb8c3971-9adc-488b-xxxx-43cbb4974ff5", "field target.digest"),
             ("ecr", bearer(ECR_TOKEN), fixture("ecr/image-action.push.json"), "13cde686-328b-6117-af20-0e5566167482", "field detail.image-digest"),
             ("gar", oidc_headers(&oidc_token(|_| {})), pubsub("88", &fixture("gar/insert.json")), "88", "field digest"),
@@ -384,7 +387,7 @@ async fn malformed_json_from_each_registry_is_400_and_stores_nothing() {
     };
     let package = truncated("github/package.published.json");
     let gar_with_token = format!("gar-token?token={GAR_TOKEN}");
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>)> = vec![
+    let cases: Vec<(&str, Sent, Vec<u8>)> = vec![
         ("acr", bearer(ACR_TOKEN), truncated("acr/push.json")),
         (
             "ecr",

@@ -145,7 +145,7 @@ impl GoogleOidc {
         if !email_ok || !claims.email_verified.is_verified() {
             return Err(Rejection::TokenClaimRejected("service account (email)"));
         }
-        if !claims.exp.is_some_and(|exp| now_unix <= exp + LEEWAY_SECS) {
+        if claims.exp.is_none_or(|exp| now_unix > exp + LEEWAY_SECS) {
             return Err(Rejection::TokenClaimRejected("expiry (exp)"));
         }
         if claims.iat.is_some_and(|iat| iat > now_unix + LEEWAY_SECS) {
