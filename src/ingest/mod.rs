@@ -329,6 +329,8 @@ pub enum Rejection {
     InvalidBody { what: &'static str, detail: String },
     #[error("the OIDC token's {0} is not accepted")]
     TokenClaimRejected(&'static str),
+    #[error("missing the ?token= query parameter")]
+    MissingQueryToken,
 }
 
 impl Rejection {
@@ -343,6 +345,7 @@ impl Rejection {
                 | Rejection::LegacySignatureOnly
                 | Rejection::TimestampOutOfTolerance
                 | Rejection::TokenClaimRejected(_)
+                | Rejection::MissingQueryToken
         )
     }
 
@@ -360,6 +363,7 @@ impl Rejection {
             Rejection::UnsupportedMediaType { .. } => "unsupported_media_type",
             Rejection::InvalidBody { .. } => "invalid_body",
             Rejection::TokenClaimRejected(_) => "token_claim_rejected",
+            Rejection::MissingQueryToken => "missing_credential",
         }
     }
 }

@@ -236,7 +236,7 @@ pub fn verify(
         }
         (_, Some(oidc)) => oidc.verify(bearer(headers)?, now_unix)?,
         (Some(_), None) => return Err(Rejection::SignatureMismatch("?token=")),
-        (None, None) => return Err(Rejection::MissingCredential("?token=")),
+        (None, None) => return Err(Rejection::MissingQueryToken),
     }
     // Pub/Sub sends JSON; a missing Content-Type is tolerated.
     let _ = header(headers, "content-type")?;
@@ -418,10 +418,7 @@ pub(crate) mod tests {
             run(&s, None, "token=wrong").unwrap_err(),
             Rejection::SignatureMismatch("?token=")
         );
-        assert_eq!(
-            run(&s, None, "").unwrap_err(),
-            Rejection::MissingCredential("?token=")
-        );
+        assert_eq!(run(&s, None, "").unwrap_err(), Rejection::MissingQueryToken);
         assert!(matches!(
             run(&s, None, "token=old&token=gar-token"),
             Err(Rejection::MalformedCredential { .. })
@@ -429,7 +426,7 @@ pub(crate) mod tests {
         // Without OIDC configured, a bearer token alone is not enough.
         assert_eq!(
             run(&s, bearer(claims()), "").unwrap_err(),
-            Rejection::MissingCredential("?token=")
+            Rejection::MissingQueryToken
         );
     }
 
