@@ -870,7 +870,7 @@ fn google_oidc(
         }
     }?;
     match crate::ingest::gar::GoogleOidc::new(audience, account, &jwks) {
-        Ok(oidc) if ok => Some(oidc),
+        Ok(oidc) if ok => Some(oidc.reloading_from(jwks_file)),
         Ok(_) => None,
         Err(e) => {
             p.add(key("jwks_file"), format!("{jwks_file}: {e}"));

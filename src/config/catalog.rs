@@ -196,7 +196,7 @@ const GAR_SOURCE: &[Input] = &[
         InputType::String,
         false,
         false,
-        "OIDC: Google's signing keys as a JWKS file (https://www.googleapis.com/oauth2/v3/certs), read at start",
+        "OIDC: Google's signing keys as a JWKS file (https://www.googleapis.com/oauth2/v3/certs), read at start and again (at most once a minute) for a token naming a key it lacks",
     ),
 ];
 

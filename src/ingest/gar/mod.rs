@@ -19,6 +19,9 @@ pub mod payload;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use jsonwebtoken::jwk::JwkSet;
@@ -39,12 +42,24 @@ pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.
 /// How long after `exp` a token is still taken, for clock skew.
 const LEEWAY_SECS: i64 = 60;
 
+/// How often, at most, the JWKS file is read again for a token that names a
+/// key it does not hold (Google rotated its keys).
+const RELOAD_INTERVAL_SECS: i64 = 60;
+
+type Keys = Vec<(Option<String>, DecodingKey)>;
+
 /// What a Pub/Sub push subscription's OIDC token must say, and the keys it
 /// must be signed with.
 pub struct GoogleOidc {
     audience: String,
     service_account: String,
-    keys: Vec<(Option<String>, DecodingKey)>,
+    keys: RwLock<Arc<Keys>>,
+    /// The JWKS file, read again (at most every [`RELOAD_INTERVAL_SECS`])
+    /// when a token names an unknown key, so a refreshed file takes effect
+    /// without a restart.
+    reload_from: Option<PathBuf>,
+    /// When the file was last read again (Unix seconds).
+    reloaded_at: AtomicI64,
 }
 
 impl fmt::Debug for GoogleOidc {
@@ -52,9 +67,31 @@ impl fmt::Debug for GoogleOidc {
         f.debug_struct("GoogleOidc")
             .field("audience", &self.audience)
             .field("service_account", &self.service_account)
-            .field("keys", &self.keys.len())
+            .field("keys", &self.current_keys().len())
+            .field("reload_from", &self.reload_from)
             .finish()
     }
+}
+
+/// The RSA keys of a JWKS document.
+fn rsa_keys(jwks_json: &str) -> Result<Keys, String> {
+    let set: JwkSet = serde_json::from_str(jwks_json)
+        .map_err(|e| format!("not a JWKS document ({{\"keys\":[…]}}): {e}"))?;
+    let keys: Keys = set
+        .keys
+        .iter()
+        .filter(|jwk| {
+            matches!(
+                jwk.algorithm,
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
+            )
+        })
+        .filter_map(|jwk| Some((jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk).ok()?)))
+        .collect();
+    if keys.is_empty() {
+        return Err("the JWKS holds no RSA key".into());
+    }
+    Ok(keys)
 }
 
 impl GoogleOidc {
@@ -62,28 +99,73 @@ impl GoogleOidc {
     /// `https://www.googleapis.com/oauth2/v3/certs`). Only RSA keys are
     /// kept: Google signs with RS256.
     pub fn new(audience: &str, service_account: &str, jwks_json: &str) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_str(jwks_json)
-            .map_err(|e| format!("not a JWKS document ({{\"keys\":[…]}}): {e}"))?;
-        let keys: Vec<_> = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                matches!(
-                    jwk.algorithm,
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
-                )
-                .then(|| (jwk.common.key_id.clone(), key))
-            })
-            .collect();
-        if keys.is_empty() {
-            return Err("the JWKS holds no RSA key".into());
-        }
         Ok(Self {
             audience: audience.to_owned(),
             service_account: service_account.to_owned(),
-            keys,
+            keys: RwLock::new(Arc::new(rsa_keys(jwks_json)?)),
+            reload_from: None,
+            reloaded_at: AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Reads `path` again when a token names a key not yet known.
+    pub fn reloading_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.reload_from = Some(path.into());
+        self
+    }
+
+    fn current_keys(&self) -> Arc<Keys> {
+        // A poisoned lock still holds a complete key set: it is only ever
+        // replaced whole.
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reads the JWKS file again, unless that was done recently. A file that
+    /// cannot be read or parsed leaves the keys as they were.
+    fn reload(&self, now_unix: i64) -> bool {
+        let Some(path) = &self.reload_from else {
+            return false;
+        };
+        let last = self.reloaded_at.load(Ordering::Relaxed);
+        if now_unix.saturating_sub(last) < RELOAD_INTERVAL_SECS
+            || self
+                .reloaded_at
+                .compare_exchange(last, now_unix, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        let keys = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| rsa_keys(&text));
+        match keys {
+            Ok(keys) => {
+                tracing::info!(path = %path.display(), keys = keys.len(), "JWKS file read again");
+                *self
+                    .keys
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "JWKS file could not be read again");
+                false
+            }
+        }
+    }
+
+    /// The key a token header names; one without a kid may only match a
+    /// lone key.
+    fn key_for(keys: &Keys, kid: Option<&str>) -> Option<DecodingKey> {
+        match kid {
+            Some(kid) => keys.iter().find(|(id, _)| id.as_deref() == Some(kid)),
+            None if keys.len() == 1 => keys.first(),
+            None => None,
+        }
+        .map(|(_, key)| key.clone())
     }
 
     /// Checks a token's signature and claims at `now_unix`.
@@ -96,17 +178,15 @@ impl GoogleOidc {
         if head.alg != Algorithm::RS256 {
             return Err(malformed());
         }
-        // A token names its key; one without a kid may only match a lone key.
-        let key = match &head.kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|(id, _)| id.as_deref() == Some(kid.as_str())),
-            None if self.keys.len() == 1 => self.keys.first(),
-            None => None,
-        }
-        .map(|(_, key)| key)
-        .ok_or(Rejection::SignatureMismatch("Authorization"))?;
+        let kid = head.kid.as_deref();
+        let key = Self::key_for(&self.current_keys(), kid)
+            .or_else(|| {
+                self.reload(now_unix)
+                    .then(|| Self::key_for(&self.current_keys(), kid))
+                    .flatten()
+            })
+            .ok_or(Rejection::SignatureMismatch("Authorization"))?;
+        let key = &key;
 
         let mut validation = Validation::new(Algorithm::RS256);
         // Time is checked below with the injectable clock.
@@ -464,6 +544,32 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_refreshed_jwks_file_is_read_again_for_an_unknown_key_at_most_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let old = JWKS.replace("portcall-test-key", "retired-key");
+        std::fs::write(&path, &old).unwrap();
+        let oidc = GoogleOidc::new(AUDIENCE, SERVICE_ACCOUNT, &old)
+            .unwrap()
+            .reloading_from(&path);
+        let token = token(claims(), Some("portcall-test-key"));
+        // Unknown key: the file is read again, still without it.
+        assert_eq!(
+            oidc.verify(&token, NOW).unwrap_err(),
+            Rejection::SignatureMismatch("Authorization")
+        );
+        std::fs::write(&path, JWKS).unwrap();
+        // Within the minute the file is not read again.
+        assert!(oidc.verify(&token, NOW + 30).is_err());
+        assert!(oidc.verify(&token, NOW + 61).is_ok());
+        // A broken file later leaves the keys as they were.
+        std::fs::write(&path, "not json").unwrap();
+        let other = super::tests::token(claims(), Some("another-new-key"));
+        assert!(oidc.verify(&other, NOW + 200).is_err());
+        assert!(oidc.verify(&token, NOW + 201).is_ok());
     }
 
     #[test]
