@@ -82,7 +82,8 @@ impl FromStr for SourceKind {
 pub struct StoredPayload<'a> {
     pub kind: SourceKind,
     /// The event name recorded at ingest (`X-GitHub-Event`, `X-Gitlab-Event`,
-    /// the Distribution action, the Standard Webhooks `type`).
+    /// the Distribution or ACR action, the Standard Webhooks `type`, the
+    /// EventBridge `detail-type`, `pubsub push` for GAR).
     pub event: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
@@ -626,8 +627,10 @@ pub(crate) fn check_json_object(
     json: &[u8],
     field: Option<&'static str>,
 ) -> Result<Option<String>, serde_json::Error> {
-    let [found] = json_object_fields(json, [field.unwrap_or("\0")])?;
-    Ok(found)
+    match field {
+        Some(field) => json_object_fields(json, [field]).map(|[found]| found),
+        None => json_object_fields(json, []).map(|[]| None),
+    }
 }
 
 /// Checks that `json` is one JSON object, building nothing but the values
