@@ -282,6 +282,12 @@ struct RawSource {
     api_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// `gar`: the audience the Pub/Sub push subscription's OIDC token names.
+    audience: Option<String>,
+    /// `gar`: the service account the Pub/Sub push subscription signs as.
+    service_account: Option<String>,
+    /// `gar`: Google's public keys as a JWKS file, read at start.
+    jwks_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -724,7 +730,19 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 ),
             );
         }
-        if s.secrets.is_empty() {
+        let oidc = google_oidc(&s, kind, env, p, &key);
+        if s.secrets.is_empty() && kind == Some(SourceKind::Gar) {
+            if oidc.is_none()
+                && s.audience.is_none()
+                && s.service_account.is_none()
+                && s.jwks_file.is_none()
+            {
+                p.add(
+                    key("secrets"),
+                    "a gar source needs secrets (the ?token= form) or audience, service_account and jwks_file (Pub/Sub OIDC tokens); verification never falls back to accepting unsigned requests",
+                );
+            }
+        } else if s.secrets.is_empty() {
             p.add(
                 key("secrets"),
                 "at least one secret is required: verification never falls back to accepting unsigned requests",
@@ -789,10 +807,76 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 secrets,
                 registry,
                 registry_api,
+                oidc,
             });
         }
     }
     out
+}
+
+/// The OIDC check of a `gar` source: `audience`, `service_account` and
+/// `jwks_file` go together, and only on `gar` sources.
+fn google_oidc(
+    s: &RawSource,
+    kind: Option<SourceKind>,
+    env: &dyn SecretEnv,
+    p: &mut Problems,
+    key: &dyn Fn(&str) -> String,
+) -> Option<crate::ingest::gar::GoogleOidc> {
+    let given = [
+        ("audience", s.audience.as_deref()),
+        ("service_account", s.service_account.as_deref()),
+        ("jwks_file", s.jwks_file.as_deref()),
+    ];
+    if given.iter().all(|(_, v)| v.is_none()) {
+        return None;
+    }
+    if kind.is_some() && kind != Some(SourceKind::Gar) {
+        for (name, _) in given.iter().filter(|(_, v)| v.is_some()) {
+            p.add(key(name), "only gar sources verify OIDC tokens");
+        }
+        return None;
+    }
+    for (name, _) in given.iter().filter(|(_, v)| v.is_none()) {
+        p.add(
+            key(name),
+            "audience, service_account and jwks_file go together (the Pub/Sub OIDC check)",
+        );
+    }
+    let [(_, Some(audience)), (_, Some(account)), (_, Some(jwks_file))] = given else {
+        return None;
+    };
+    let mut ok = true;
+    if audience.trim().is_empty() {
+        p.add(key("audience"), "expected the audience set on the push subscription, e.g. https://portcall.example.com/webhooks/gar");
+        ok = false;
+    }
+    let (user, domain) = account.split_once('@').unwrap_or_default();
+    if user.is_empty() || domain.is_empty() || account.contains(char::is_whitespace) {
+        p.add(
+            key("service_account"),
+            "expected a service account email, e.g. pubsub-push@my-project.iam.gserviceaccount.com",
+        );
+        ok = false;
+    }
+    let jwks = match env.read_file(Path::new(jwks_file)) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            p.add(
+                key("jwks_file"),
+                format!("file {jwks_file} cannot be read: {e}"),
+            );
+            None
+        }
+    }?;
+    match crate::ingest::gar::GoogleOidc::new(audience, account, &jwks) {
+        Ok(oidc) if ok => Some(oidc.reloading_from(jwks_file)),
+        Ok(_) => None,
+        Err(e) => {
+            p.add(key("jwks_file"), format!("{jwks_file}: {e}"));
+            None
+        }
+    }
 }
 
 fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Components {
@@ -1058,6 +1142,86 @@ mod tests {
         assert!(hello.offline);
         assert!(hello.is_release_tag(&crate::domain::Tag::parse("v2").unwrap()));
         assert_eq!(s.dispatcher.max_attempts, 8);
+    }
+
+    #[test]
+    fn a_gar_source_takes_oidc_keys_or_token_secrets_and_names_what_is_missing() {
+        let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/gar/test-jwks.json");
+        let oidc = load(&format!(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            audience = "https://portcall.example.com/webhooks/gar"
+            service_account = "push@p.iam.gserviceaccount.com"
+            jwks_file = "{jwks}"
+            "#
+        ))
+        .unwrap();
+        assert!(oidc.sources[0].oidc.is_some());
+        assert!(oidc.sources[0].secrets.is_empty());
+        let token = load(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            secrets = ["env:GH_SECRET"]
+            "#,
+        )
+        .unwrap();
+        assert!(token.sources[0].oidc.is_none());
+
+        let neither = load(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(keys(neither), ["sources[0].secrets"]);
+        let err = load(&format!(
+            r#"
+            [[sources]]
+            name = "gar"
+            kind = "gar"
+            audience = "https://portcall.example.com/webhooks/gar"
+            jwks_file = "{jwks}"
+
+            [[sources]]
+            name = "gar2"
+            kind = "gar"
+            audience = ""
+            service_account = "not-an-email"
+            jwks_file = "/nonexistent/jwks.json"
+
+            [[sources]]
+            name = "gar3"
+            kind = "gar"
+            audience = "a"
+            service_account = "push@p.iam.gserviceaccount.com"
+            jwks_file = "{manifest}"
+
+            [[sources]]
+            name = "acr"
+            kind = "acr"
+            secrets = ["env:GH_SECRET"]
+            audience = "a"
+            "#,
+            manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "sources[0].service_account",
+                "sources[1].audience",
+                "sources[1].service_account",
+                "sources[1].jwks_file",
+                "sources[2].jwks_file",
+                "sources[3].audience",
+            ]
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ const fn source_kind(kind: &'static str) -> Input {
             InputType::String,
             true,
             false,
-            "the source kind: github, gitlab, distribution or standard",
+            "the source kind: github, gitlab, distribution, standard, acr, ecr or gar",
         )
     }
 }
@@ -137,6 +137,66 @@ const DISTRIBUTION_SOURCE: &[Input] = &[
         false,
         true,
         "registry read credentials: password or token (with username, both or neither)",
+    ),
+];
+
+const SOURCE_REGISTRY: Input = input(
+    "registry",
+    InputType::String,
+    false,
+    false,
+    "canonical host for image names (default: the host the registry reports)",
+);
+
+const ACR_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("acr"),
+    SOURCE_SECRETS,
+    SOURCE_REGISTRY,
+];
+const ECR_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("ecr"),
+    SOURCE_SECRETS,
+    input(
+        "registry",
+        InputType::String,
+        false,
+        false,
+        "canonical host for image names (default: {account}.dkr.ecr.{region}.amazonaws.com from the event)",
+    ),
+];
+const GAR_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("gar"),
+    input(
+        "secrets",
+        InputType::StringList,
+        false,
+        true,
+        "the ?token= form: secret references, any one may match; required unless the OIDC keys are set",
+    ),
+    SOURCE_REGISTRY,
+    input(
+        "audience",
+        InputType::String,
+        false,
+        false,
+        "OIDC: the audience set on the push subscription (with service_account and jwks_file)",
+    ),
+    input(
+        "service_account",
+        InputType::String,
+        false,
+        false,
+        "OIDC: the email of the service account the push subscription signs as (verified)",
+    ),
+    input(
+        "jwks_file",
+        InputType::String,
+        false,
+        false,
+        "OIDC: Google's signing keys as a JWKS file (https://www.googleapis.com/oauth2/v3/certs), read at start and again (at most once a minute) for a token naming a key it lacks",
     ),
 ];
 
@@ -219,6 +279,30 @@ const CATALOG: &[IntegrationType] = &[
         description: "Any Standard Webhooks sender (CI systems and others). Verified with webhook-id, webhook-timestamp (within 5 minutes) and webhook-signature; secrets are whsec_ followed by base64.",
         section: "[[sources]]",
         inputs: STANDARD_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:acr",
+        category: "source",
+        title: "Azure Container Registry webhooks",
+        description: "An ACR webhook (action push). Verified with Authorization: Bearer <secret>, set as a custom header on the webhook; delivery id the event id. delete and chart_push are recorded, not acted on.",
+        section: "[[sources]]",
+        inputs: ACR_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:ecr",
+        category: "source",
+        title: "Amazon ECR via EventBridge",
+        description: "ECR Image Action events sent by an EventBridge rule to an API destination. Verified with Authorization: Bearer <secret> (the connection's API key); delivery id the event id. Only PUSH with result SUCCESS is an image push.",
+        section: "[[sources]]",
+        inputs: ECR_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:gar",
+        category: "source",
+        title: "Google Artifact Registry / GCR via Pub/Sub push",
+        description: "Notifications of the gcr topic delivered by a Pub/Sub push subscription. Verified with the subscription's Google OIDC token (issuer, audience, service account, expiry, against a JWKS file) or a ?token= secret in the endpoint URL; delivery id the messageId.",
+        section: "[[sources]]",
+        inputs: GAR_SOURCE,
     },
     IntegrationType {
         kind: "provider:github",

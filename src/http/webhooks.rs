@@ -51,8 +51,12 @@ async fn receive(
         .await
         .inspect_err(|_| count("rejected"))?;
     let now = state.clock.now_unix();
-    let deliveries = ingest::verify(&entry.source, &ActixHeaders(request.headers()), body, now)
-        .map_err(|rejection| {
+    // The query string may carry the credential (`?token=`): it goes to the
+    // verifier only, never into a span, a log line or the stored delivery.
+    let headers = ActixHeaders(request.headers());
+    let query = request.query_string();
+    let deliveries =
+        ingest::verify_request(&entry.source, &headers, query, body, now).map_err(|rejection| {
             count("rejected");
             if rejection.is_authentication_failure() {
                 state

@@ -8,7 +8,10 @@
 //! - `payload::parse` runs in the worker, on a stored delivery, and turns it
 //!   into a normalized [`Event`].
 
+pub mod acr;
 pub mod distribution;
+pub mod ecr;
+pub mod gar;
 pub mod github;
 pub mod gitlab;
 mod hmac;
@@ -27,14 +30,24 @@ pub enum SourceKind {
     Gitlab,
     Distribution,
     Standard,
+    /// Azure Container Registry webhooks.
+    Acr,
+    /// Amazon ECR image actions, through an EventBridge API destination.
+    Ecr,
+    /// Google Artifact Registry (and Container Registry) notifications,
+    /// through a Pub/Sub push subscription.
+    Gar,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 4] = [
+    pub const ALL: [SourceKind; 7] = [
         SourceKind::Github,
         SourceKind::Gitlab,
         SourceKind::Distribution,
         SourceKind::Standard,
+        SourceKind::Acr,
+        SourceKind::Ecr,
+        SourceKind::Gar,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +56,9 @@ impl SourceKind {
             SourceKind::Gitlab => "gitlab",
             SourceKind::Distribution => "distribution",
             SourceKind::Standard => "standard",
+            SourceKind::Acr => "acr",
+            SourceKind::Ecr => "ecr",
+            SourceKind::Gar => "gar",
         }
     }
 }
@@ -66,7 +82,8 @@ impl FromStr for SourceKind {
 pub struct StoredPayload<'a> {
     pub kind: SourceKind,
     /// The event name recorded at ingest (`X-GitHub-Event`, `X-Gitlab-Event`,
-    /// the Distribution action, the Standard Webhooks `type`).
+    /// the Distribution or ACR action, the Standard Webhooks `type`, the
+    /// EventBridge `detail-type`, `pubsub push` for GAR).
     pub event: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
@@ -126,6 +143,56 @@ pub(crate) fn ref_name(name: &str) -> Result<String, ParseError> {
     Ok(name.to_owned())
 }
 
+/// The fields of a registry's push event, named as the sender names them so
+/// errors point at the field that was wrong.
+pub(crate) struct PushFields<'a> {
+    /// `(field, value)` of the registry host; the source's configured
+    /// `registry` wins over it.
+    pub host: (&'static str, Option<&'a str>),
+    pub repository: (&'static str, &'a str),
+    /// An absent or empty tag is a push by digest.
+    pub tag: (&'static str, Option<&'a str>),
+    pub digest: (&'static str, &'a str),
+    pub media_type: Option<&'a str>,
+}
+
+/// Builds the [`crate::domain::ImagePushed`] of a registry push, checking every part.
+/// Vendors' documented samples carry placeholder digests (`sha256:xxxx…`,
+/// short hex): those are refused here with the field named, never turned
+/// into a release.
+pub(crate) fn pushed_image(
+    fields: PushFields<'_>,
+    registry: Option<&str>,
+) -> Result<Event, ParseError> {
+    use crate::domain::{Digest, ImageName, ImagePushed, Tag};
+    let field = |field: &'static str| move |source: InvalidId| ParseError::Field { field, source };
+    let host = registry.or(fields.host.1).unwrap_or_default();
+    let image = ImageName::new(host, fields.repository.1).map_err(|source| {
+        if source.what == "registry host" {
+            ParseError::Field {
+                field: fields.host.0,
+                source,
+            }
+        } else {
+            ParseError::Field {
+                field: fields.repository.0,
+                source,
+            }
+        }
+    })?;
+    let digest = Digest::parse(fields.digest.1).map_err(field(fields.digest.0))?;
+    let tag = match fields.tag.1 {
+        None | Some("") => None,
+        Some(tag) => Some(Tag::parse(tag).map_err(field(fields.tag.0))?),
+    };
+    Ok(Event::ImagePushed(ImagePushed {
+        image,
+        tag,
+        digest,
+        media_type: fields.media_type.map(str::to_owned),
+    }))
+}
+
 /// Parses a stored delivery into a normalized event.
 pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
     match payload.kind {
@@ -136,6 +203,9 @@ pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
         SourceKind::Gitlab => gitlab::payload::parse(payload.event, payload.body),
         SourceKind::Distribution => distribution::payload::parse(payload.body, payload.registry),
         SourceKind::Standard => standard::payload::parse(payload.event, payload.body),
+        SourceKind::Acr => acr::payload::parse(payload.body, payload.registry),
+        SourceKind::Ecr => ecr::payload::parse(payload.body, payload.registry),
+        SourceKind::Gar => gar::payload::parse(payload.body, payload.registry),
     }
 }
 
@@ -198,6 +268,8 @@ pub struct Source {
     pub registry: Option<String>,
     /// Where and how to read manifests and image configs (registry kinds).
     pub registry_api: Option<RegistryApi>,
+    /// The Google OIDC tokens a Pub/Sub push subscription signs with (`gar`).
+    pub oidc: Option<gar::GoogleOidc>,
 }
 
 /// Read access to a registry's v2 API.
@@ -256,6 +328,10 @@ pub enum Rejection {
     UnsupportedMediaType { expected: &'static str },
     #[error("body is not a valid {what}: {detail}")]
     InvalidBody { what: &'static str, detail: String },
+    #[error("the OIDC token's {0} is not accepted")]
+    TokenClaimRejected(&'static str),
+    #[error("missing the ?token= query parameter")]
+    MissingQueryToken,
 }
 
 impl Rejection {
@@ -269,6 +345,8 @@ impl Rejection {
                 | Rejection::SignatureMismatch(_)
                 | Rejection::LegacySignatureOnly
                 | Rejection::TimestampOutOfTolerance
+                | Rejection::TokenClaimRejected(_)
+                | Rejection::MissingQueryToken
         )
     }
 
@@ -285,6 +363,8 @@ impl Rejection {
             Rejection::InvalidHeader { .. } => "invalid_header",
             Rejection::UnsupportedMediaType { .. } => "unsupported_media_type",
             Rejection::InvalidBody { .. } => "invalid_body",
+            Rejection::TokenClaimRejected(_) => "token_claim_rejected",
+            Rejection::MissingQueryToken => "missing_credential",
         }
     }
 }
@@ -298,7 +378,23 @@ pub fn verify(
     body: Bytes,
     now_unix: i64,
 ) -> Result<Vec<NewDelivery>, Rejection> {
+    verify_request(source, headers, "", body, now_unix)
+}
+
+/// [`verify`] for a request whose URL carried `query` (without the `?`):
+/// senders that cannot set headers put their credential there (`?token=`).
+/// The query is a credential: it is never stored or logged.
+pub fn verify_request(
+    source: &Source,
+    headers: &dyn Headers,
+    query: &str,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<Vec<NewDelivery>, Rejection> {
     match source.kind {
+        SourceKind::Acr => acr::verify(&source.secrets, headers, body).map(|d| vec![d]),
+        SourceKind::Ecr => ecr::verify(&source.secrets, headers, body).map(|d| vec![d]),
+        SourceKind::Gar => gar::verify(source, headers, query, body, now_unix).map(|d| vec![d]),
         SourceKind::Github => github::verify(&source.secrets, headers, body).map(|d| vec![d]),
         SourceKind::Gitlab => {
             gitlab::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
@@ -328,6 +424,33 @@ pub(crate) fn header<'h>(
     }
 }
 
+/// Checks `Authorization: Bearer <token>` against any of `secrets`.
+pub(crate) fn bearer_token_matches(
+    secrets: &[HookSecret],
+    headers: &dyn Headers,
+) -> Result<(), Rejection> {
+    let token = bearer(headers)?;
+    if hmac::any_token_matches(secrets, token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Rejection::SignatureMismatch("Authorization"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &dyn Headers) -> Result<&str, Rejection> {
+    let authorization =
+        header(headers, "authorization")?.ok_or(Rejection::MissingCredential("Authorization"))?;
+    authorization
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Rejection::MalformedCredential {
+            header: "Authorization",
+            expected: "Bearer <token>",
+        })
+}
+
 /// Like [`header`], but the header must be there.
 pub(crate) fn required_header<'h>(
     headers: &'h dyn Headers,
@@ -342,6 +465,40 @@ pub(crate) fn delivery_id(value: &str, name: &'static str) -> Result<DeliveryId,
         header: name,
         expected: "1 to 200 visible ASCII characters",
     })
+}
+
+/// A delivery id from a body field (already pulled out by
+/// [`json_object_fields`]), for senders that put it there.
+pub(crate) fn delivery_id_field(
+    what: &'static str,
+    field: &'static str,
+    value: Option<String>,
+) -> Result<DeliveryId, Rejection> {
+    let value = value.ok_or_else(|| Rejection::InvalidBody {
+        what,
+        detail: format!("{field} is missing or not a string"),
+    })?;
+    DeliveryId::parse(&value).map_err(|e| Rejection::InvalidBody {
+        what,
+        detail: format!("{field}: {e}"),
+    })
+}
+
+/// An event name from a body field: short printable text, `unknown` when
+/// absent; longer or odd names are cut rather than refused, since the
+/// worker decides what the event is.
+pub(crate) fn event_name_field(value: Option<String>) -> String {
+    let name: String = value
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(100)
+        .collect();
+    if name.trim().is_empty() {
+        "unknown".to_owned()
+    } else {
+        name
+    }
 }
 
 /// An event name from a header: short visible text, stored as given.
@@ -470,24 +627,40 @@ pub(crate) fn check_json_object(
     json: &[u8],
     field: Option<&'static str>,
 ) -> Result<Option<String>, serde_json::Error> {
+    match field {
+        Some(field) => json_object_fields(json, [field]).map(|[found]| found),
+        None => json_object_fields(json, []).map(|[]| None),
+    }
+}
+
+/// Checks that `json` is one JSON object, building nothing but the values
+/// of the named top-level fields that are strings (`None` where a field is
+/// absent or not a string).
+pub(crate) fn json_object_fields<const N: usize>(
+    json: &[u8],
+    fields: [&'static str; N],
+) -> Result<[Option<String>; N], serde_json::Error> {
     use serde::de::{Deserializer, MapAccess, Visitor};
 
-    struct ObjectVisitor(Option<&'static str>);
+    struct ObjectVisitor<const N: usize>([&'static str; N]);
 
-    impl<'de> Visitor<'de> for ObjectVisitor {
-        type Value = Option<String>;
+    impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
+        type Value = [Option<String>; N];
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
+            let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if found.is_none() && self.0 == Some(key.as_ref()) {
-                    found = map.next_value::<Option<String>>().ok().flatten();
-                } else {
-                    map.next_value::<AnyValue>()?;
+                match self.0.iter().position(|f| *f == key.as_ref()) {
+                    Some(i) if found[i].is_none() => {
+                        found[i] = map.next_value::<Option<String>>().ok().flatten();
+                    }
+                    _ => {
+                        map.next_value::<AnyValue>()?;
+                    }
                 }
             }
             Ok(found)
@@ -495,7 +668,7 @@ pub(crate) fn check_json_object(
     }
 
     let mut de = serde_json::Deserializer::from_slice(json);
-    let found = de.deserialize_map(ObjectVisitor(field))?;
+    let found = de.deserialize_map(ObjectVisitor(fields))?;
     de.end()?;
     Ok(found)
 }

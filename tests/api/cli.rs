@@ -252,3 +252,71 @@ async fn sigterm_stops_the_server_gracefully() {
     assert!(stderr.contains("stopped"), "{stderr}");
     assert!(!stderr.contains(GITHUB_SECRET), "a secret reached the log");
 }
+
+#[tokio::test]
+async fn a_query_token_never_reaches_the_log_even_at_debug() {
+    const TOKEN: &str = "gar-query-token-value";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("gar_token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("gar.db").display());
+    let extra = format!(
+        "[[sources]]\nname = \"gar\"\nkind = \"gar\"\nsecrets = [\"file:{}\"]\n",
+        token_file.display()
+    );
+    let config = write_config(dir.path(), &db_url, true, true, &extra);
+    let port = free_port();
+    let mut child = portcall(&config)
+        .arg("serve")
+        .env("RUST_LOG", "debug")
+        .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("portcall starts");
+    let client = reqwest::Client::new();
+    let url = |query: &str| format!("http://127.0.0.1:{port}/webhooks/gar?{query}");
+    let mut started = false;
+    for _ in 0..200 {
+        let health = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "portcall did not start within 10 s");
+    let body = r#"{"message":{"data":"e30=","messageId":"m-1"},"subscription":"projects/p/subscriptions/s"}"#;
+    for (query, expected) in [
+        (format!("token={TOKEN}"), 202),
+        (format!("token={TOKEN}x"), 401),
+        (format!("token={TOKEN}&token={TOKEN}"), 401),
+    ] {
+        let response = client.post(url(&query)).body(body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{query}");
+        assert!(!response.text().await.unwrap().contains(TOKEN));
+    }
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("portcall exits after SIGTERM")
+        .unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("webhook refused"), "{stderr}");
+    assert!(
+        !stderr.contains(TOKEN),
+        "the ?token= reached the log:\n{stderr}"
+    );
+}

@@ -583,7 +583,7 @@ on_both_backends! {
         let kinds: Vec<&str> = types.iter().map(|t| t["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["source:github", "source:gitlab", "source:distribution", "source:standard", "provider:github", "provider:gitlab"]
+            ["source:github", "source:gitlab", "source:distribution", "source:standard", "source:acr", "source:ecr", "source:gar", "provider:github", "provider:gitlab"]
         );
         let fields = |kind: &str| -> Vec<String> {
             types.iter().find(|t| t["kind"] == kind).unwrap()["inputs"]
@@ -600,7 +600,14 @@ on_both_backends! {
         );
         assert_eq!(fields("provider:github"), ["app_id", "private_key", "api_url"]);
         assert_eq!(fields("provider:gitlab"), ["url", "token"]);
-        let private_key = &types[4]["inputs"][1];
+        assert_eq!(fields("source:acr"), ["name", "kind", "secrets", "registry"]);
+        assert_eq!(fields("source:ecr"), ["name", "kind", "secrets", "registry"]);
+        assert_eq!(
+            fields("source:gar"),
+            ["name", "kind", "secrets", "registry", "audience", "service_account", "jwks_file"]
+        );
+        let of_kind = |kind: &str| types.iter().find(|t| t["kind"] == kind).unwrap();
+        let private_key = &of_kind("provider:github")["inputs"][1];
         assert_eq!(
             private_key,
             &json!({
@@ -609,7 +616,7 @@ on_both_backends! {
             })
         );
         assert_eq!(types[0]["inputs"][1]["value"], "github");
-        assert_eq!(types[5]["inputs"][0]["default"], "https://gitlab.com");
+        assert_eq!(of_kind("provider:gitlab")["inputs"][0]["default"], "https://gitlab.com");
         app.finish().await;
     }
 }

@@ -14,7 +14,9 @@ use crate::domain::{
     CheckRunRerequested, Event, Installation, InstallationAction, InvalidId, Provider, PullRequest,
     PullRequestAction, Push, Repo, RepoSlug, TagPush,
 };
-use crate::ingest::{check_json_object, commit_sha, from_json, ref_name, ParseError};
+use crate::ingest::{
+    check_json_object, commit_sha, from_json, pushed_image, ref_name, ParseError, PushFields,
+};
 
 /// Parses the JSON document of a GitHub delivery (`json` is already taken
 /// out of a form-encoded body by the caller).
@@ -33,6 +35,8 @@ pub fn parse(event: &str, json: &[u8]) -> Result<Event, ParseError> {
         "check_run" => check_run(json),
         "check_suite" => check_suite(json),
         "installation" => installation(json),
+        "package" => package("package", json),
+        "registry_package" => package("registry_package", json),
         other => Ok(unknown(other, None)),
     }
 }
@@ -307,6 +311,136 @@ fn installation(json: &[u8]) -> Result<Event, ParseError> {
     }))
 }
 
+/// A package published to GitHub Packages: for a container package, an
+/// image pushed to GHCR, `ghcr.io/{owner}/{name}`, with the version's digest
+/// and its container tag (none when the tag is empty). `registry_package`
+/// is the older event of the same shape, the package under that key.
+fn package(event: &'static str, json: &[u8]) -> Result<Event, ParseError> {
+    let ActionOnly { action } = from_json("GitHub package", json)?;
+    if action != "published" {
+        return Ok(unknown(event, Some(&action)));
+    }
+    let p: PackagePayload<'_> = from_json("GitHub package", json)?;
+    let Some(package) = p.package.or(p.registry_package) else {
+        return Err(ParseError::Invalid(format!(
+            "GitHub {event}: the payload has no package"
+        )));
+    };
+    let is_container = |t: Option<&str>| {
+        t.is_some_and(|t| t.eq_ignore_ascii_case("container") || t.eq_ignore_ascii_case("docker"))
+    };
+    if !is_container(package.package_type.as_deref())
+        && !is_container(package.registry.as_ref().and_then(|r| r.kind.as_deref()))
+    {
+        let kind = package.package_type.as_deref().unwrap_or("unknown");
+        return Ok(unknown(
+            event,
+            Some(&format!("published of a {kind} package (not a container)")),
+        ));
+    }
+    let version = package.package_version.ok_or_else(|| {
+        ParseError::Invalid(format!(
+            "GitHub {event}: package.package_version is missing"
+        ))
+    })?;
+    // A container version is named by its digest (`version`, and `name`).
+    let digest = version
+        .version
+        .as_deref()
+        .filter(|v| v.contains(':'))
+        .or(version.name.as_deref())
+        .unwrap_or_default();
+    let metadata = version.container_metadata.as_ref();
+    let tag = metadata
+        .and_then(|m| m.tag.as_ref())
+        .and_then(|t| t.name.as_deref());
+    let media_type = metadata
+        .and_then(|m| m.manifest.as_ref())
+        .and_then(|m| m.media_type.as_deref());
+    let repository = format!(
+        "{}/{}",
+        package.owner.login.to_ascii_lowercase(),
+        package.name.to_ascii_lowercase()
+    );
+    pushed_image(
+        PushFields {
+            host: ("registry", Some(GHCR)),
+            repository: ("package.name", &repository),
+            tag: ("package.package_version.container_metadata.tag.name", tag),
+            digest: ("package.package_version.version", digest),
+            media_type,
+        },
+        None,
+    )
+}
+
+/// GitHub's container registry.
+pub const GHCR: &str = "ghcr.io";
+
+#[derive(Deserialize)]
+struct PackagePayload<'a> {
+    #[serde(borrow, default)]
+    package: Option<Package<'a>>,
+    #[serde(borrow, default)]
+    registry_package: Option<Package<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Package<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    package_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    owner: PackageOwner<'a>,
+    #[serde(borrow, default)]
+    package_version: Option<PackageVersion<'a>>,
+    #[serde(borrow, default)]
+    registry: Option<PackageRegistry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PackageOwner<'a> {
+    #[serde(borrow)]
+    login: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct PackageRegistry<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PackageVersion<'a> {
+    #[serde(borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    container_metadata: Option<ContainerMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerMetadata<'a> {
+    #[serde(borrow, default)]
+    tag: Option<ContainerTag<'a>>,
+    #[serde(borrow, default)]
+    manifest: Option<ContainerManifest<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerTag<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerManifest<'a> {
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+}
+
 // ---------------------------------------------------------------------------
 // Helpers shared by the event functions above.
 
@@ -366,6 +500,89 @@ mod tests {
         let text = std::str::from_utf8(fixture).unwrap();
         assert!(text.contains(from), "{from:?} not in fixture");
         text.replacen(from, to, 1).into_bytes()
+    }
+
+    const GHCR_DIGEST: &str =
+        "sha256:103dbadba2499628b536b96b2fe6333202c4af3f2b721b3609ed150978572708";
+
+    fn ghcr_push(tag: Option<&str>) -> Event {
+        use crate::domain::{Digest, ImageName, ImagePushed, Tag};
+        Event::ImagePushed(ImagePushed {
+            image: ImageName::new("ghcr.io", "octo-org/hello-world").unwrap(),
+            tag: tag.map(|t| Tag::parse(t).unwrap()),
+            digest: Digest::parse(GHCR_DIGEST).unwrap(),
+            media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+        })
+    }
+
+    #[test]
+    fn a_published_container_package_is_an_image_pushed_to_ghcr() {
+        assert_eq!(
+            parse("package", fixture!("package.published.json")).unwrap(),
+            ghcr_push(Some("v1.2.0"))
+        );
+        assert_eq!(
+            parse(
+                "registry_package",
+                fixture!("registry_package.published.json")
+            )
+            .unwrap(),
+            ghcr_push(Some("v1.2.0"))
+        );
+    }
+
+    #[test]
+    fn a_container_version_without_a_tag_is_a_push_by_digest() {
+        let body = edited(
+            fixture!("package.published.json"),
+            r#""name": "v1.2.0""#,
+            r#""name": """#,
+        );
+        assert_eq!(parse("package", &body).unwrap(), ghcr_push(None));
+    }
+
+    #[test]
+    fn other_package_types_and_actions_are_recorded_not_acted_on() {
+        let npm = edited(
+            fixture!("package.published.json"),
+            r#""package_type": "CONTAINER""#,
+            r#""package_type": "npm""#,
+        );
+        let npm = String::from_utf8(npm).unwrap().replacen(
+            r#""type": "CONTAINER""#,
+            r#""type": "npm""#,
+            1,
+        );
+        assert_eq!(
+            parse("package", npm.as_bytes()).unwrap(),
+            unknown("github package published of a npm package (not a container)")
+        );
+        let updated = edited(
+            fixture!("registry_package.published.json"),
+            r#""action": "published""#,
+            r#""action": "updated""#,
+        );
+        assert_eq!(
+            parse("registry_package", &updated).unwrap(),
+            unknown("github registry_package updated")
+        );
+    }
+
+    #[test]
+    fn a_placeholder_package_digest_is_refused_naming_the_field() {
+        let body = String::from_utf8(fixture!("package.published.json").to_vec())
+            .unwrap()
+            .replace(
+                GHCR_DIGEST,
+                "sha256:6c62fb45fe66bfb1ea9a66abc38f6a0cc974292b",
+            );
+        assert!(matches!(
+            parse("package", body.as_bytes()),
+            Err(ParseError::Field {
+                field: "package.package_version.version",
+                ..
+            })
+        ));
     }
 
     #[test]
