@@ -282,6 +282,7 @@ struct RawSource {
     api_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    signed: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -782,6 +783,19 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 password,
             })
         });
+        if s.signed.is_some() && kind != Some(SourceKind::Jfrog) {
+            p.add(key("signed"), "only a jfrog source is signed");
+        }
+        // These payloads name no registry host: the source must.
+        if matches!(kind, Some(SourceKind::Jfrog | SourceKind::Nexus)) && registry.is_none() {
+            p.add(
+                key("registry"),
+                format!(
+                    "a {} source needs registry: its payloads name no host",
+                    s.kind
+                ),
+            );
+        }
         if let Some(kind) = kind {
             out.push(Source {
                 name: s.name,
@@ -789,6 +803,7 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 secrets,
                 registry,
                 registry_api,
+                signed: s.signed.unwrap_or(false),
             });
         }
     }

@@ -9,9 +9,14 @@
 //!   into a normalized [`Event`].
 
 pub mod distribution;
+pub mod dockerhub;
 pub mod github;
 pub mod gitlab;
+pub mod harbor;
 mod hmac;
+pub mod jfrog;
+pub mod nexus;
+pub mod quay;
 pub mod standard;
 
 use std::fmt;
@@ -27,14 +32,24 @@ pub enum SourceKind {
     Gitlab,
     Distribution,
     Standard,
+    Harbor,
+    Quay,
+    Dockerhub,
+    Jfrog,
+    Nexus,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 4] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Github,
         SourceKind::Gitlab,
         SourceKind::Distribution,
         SourceKind::Standard,
+        SourceKind::Harbor,
+        SourceKind::Quay,
+        SourceKind::Dockerhub,
+        SourceKind::Jfrog,
+        SourceKind::Nexus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,7 +58,18 @@ impl SourceKind {
             SourceKind::Gitlab => "gitlab",
             SourceKind::Distribution => "distribution",
             SourceKind::Standard => "standard",
+            SourceKind::Harbor => "harbor",
+            SourceKind::Quay => "quay",
+            SourceKind::Dockerhub => "dockerhub",
+            SourceKind::Jfrog => "jfrog",
+            SourceKind::Nexus => "nexus",
         }
+    }
+
+    /// Whether the sender cannot set headers, so its secret travels in the
+    /// URL as `?token=<secret>` (which then must never be logged).
+    pub fn secret_in_query(self) -> bool {
+        matches!(self, SourceKind::Quay | SourceKind::Dockerhub)
     }
 }
 
@@ -136,7 +162,44 @@ pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
         SourceKind::Gitlab => gitlab::payload::parse(payload.event, payload.body),
         SourceKind::Distribution => distribution::payload::parse(payload.body, payload.registry),
         SourceKind::Standard => standard::payload::parse(payload.event, payload.body),
+        SourceKind::Harbor => harbor::payload::parse(payload.body, payload.registry),
+        SourceKind::Quay => quay::payload::parse(payload.body, payload.registry),
+        SourceKind::Dockerhub => dockerhub::payload::parse(payload.body, payload.registry),
+        SourceKind::Jfrog => jfrog::payload::parse(payload.body, payload.registry),
+        SourceKind::Nexus => nexus::payload::parse(payload.event, payload.body, payload.registry),
     }
+}
+
+/// A digest from a payload field, naming the field on failure. Vendors'
+/// documented samples hold placeholders (`sha256:xxxx`, short digests):
+/// those end here, as a readable parse error, never as a release.
+pub(crate) fn digest(
+    field: &'static str,
+    value: &str,
+) -> Result<crate::domain::Digest, ParseError> {
+    crate::domain::Digest::parse(value).map_err(|source| ParseError::Field { field, source })
+}
+
+/// A tag from a payload field, naming the field on failure.
+pub(crate) fn tag(field: &'static str, value: &str) -> Result<crate::domain::Tag, ParseError> {
+    crate::domain::Tag::parse(value).map_err(|source| ParseError::Field { field, source })
+}
+
+/// An image name from a host and a repository, naming the field at fault.
+pub(crate) fn image_name(
+    host: &str,
+    host_field: &'static str,
+    repository: &str,
+    repository_field: &'static str,
+) -> Result<crate::domain::ImageName, ParseError> {
+    crate::domain::ImageName::new(host, repository).map_err(|source| ParseError::Field {
+        field: if source.what == "registry host" {
+            host_field
+        } else {
+            repository_field
+        },
+        source,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -198,6 +261,9 @@ pub struct Source {
     pub registry: Option<String>,
     /// Where and how to read manifests and image configs (registry kinds).
     pub registry_api: Option<RegistryApi>,
+    /// JFrog: `X-JFrog-Event-Auth` is an HMAC-SHA256 of the body rather
+    /// than the secret itself.
+    pub signed: bool,
 }
 
 /// Read access to a registry's v2 API.
@@ -291,10 +357,13 @@ impl Rejection {
 
 /// Authenticates a request for `source` over its raw `body` and returns the
 /// deliveries it holds (one, or several for a Distribution envelope).
-/// `now_unix` is the current time in seconds, for timestamped schemes.
+/// `query` is the request's query string (without `?`), for the senders
+/// that can only put their secret in the URL; `now_unix` is the current
+/// time in seconds, for timestamped schemes.
 pub fn verify(
     source: &Source,
     headers: &dyn Headers,
+    query: &str,
     body: Bytes,
     now_unix: i64,
 ) -> Result<Vec<NewDelivery>, Rejection> {
@@ -307,7 +376,67 @@ pub fn verify(
         SourceKind::Standard => {
             standard::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
         }
+        SourceKind::Harbor => harbor::verify(&source.secrets, headers, body).map(|d| vec![d]),
+        SourceKind::Quay => quay::verify(&source.secrets, headers, query, body).map(|d| vec![d]),
+        SourceKind::Dockerhub => {
+            dockerhub::verify(&source.secrets, headers, query, body).map(|d| vec![d])
+        }
+        SourceKind::Jfrog => {
+            jfrog::verify(&source.secrets, source.signed, headers, body).map(|d| vec![d])
+        }
+        SourceKind::Nexus => nexus::verify(&source.secrets, headers, body).map(|d| vec![d]),
     }
+}
+
+/// The `?token=` credential of a query string: the secret of senders that
+/// cannot set headers. It is compared in constant time by the caller and
+/// never logged; the query string itself is never stored.
+pub(crate) fn query_token(query: &str) -> Result<String, Rejection> {
+    let mut found = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "token" {
+            if found.is_some() {
+                return Err(Rejection::MalformedCredential {
+                    header: "?token=",
+                    expected: "one token query parameter",
+                });
+            }
+            found = Some(value.into_owned());
+        }
+    }
+    found.ok_or(Rejection::MissingCredential("?token="))
+}
+
+/// A delivery id for senders whose requests carry none: a hash of the body,
+/// so a sender's retry of the same bytes is recognised as a duplicate.
+pub(crate) fn body_hash_id(body: &[u8]) -> DeliveryId {
+    use sha2::Digest as _;
+    let id = format!("sha256-{}", hex::encode(sha2::Sha256::digest(body)));
+    DeliveryId::parse(&id).expect("71 visible ASCII characters are a valid delivery id")
+}
+
+/// The request-path check for the JSON-bodied registry kinds: the media
+/// type is JSON (`+json` suffixes allowed) and the body one object; returns
+/// the named top-level string fields (`None` when absent or not a string).
+pub(crate) fn json_body_fields<const N: usize>(
+    headers: &dyn Headers,
+    body: &[u8],
+    what: &'static str,
+    fields: [&'static str; N],
+) -> Result<[Option<String>; N], Rejection> {
+    let ct = media_type(headers)?;
+    if !ct
+        .as_deref()
+        .is_none_or(|ct| ct == "application/json" || ct.ends_with("+json"))
+    {
+        return Err(Rejection::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    json_object_fields(body, fields).map_err(|e| Rejection::InvalidBody {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// The single value of a header, if present: refused when repeated (two
@@ -470,24 +599,40 @@ pub(crate) fn check_json_object(
     json: &[u8],
     field: Option<&'static str>,
 ) -> Result<Option<String>, serde_json::Error> {
+    match field {
+        Some(field) => json_object_fields(json, [field]).map(|[v]| v),
+        None => json_object_fields(json, []).map(|[]| None),
+    }
+}
+
+/// Checks that `json` is one JSON object, building nothing but the named
+/// top-level fields' values when they are strings (`None` when absent or of
+/// another type).
+pub(crate) fn json_object_fields<const N: usize>(
+    json: &[u8],
+    fields: [&'static str; N],
+) -> Result<[Option<String>; N], serde_json::Error> {
     use serde::de::{Deserializer, MapAccess, Visitor};
 
-    struct ObjectVisitor(Option<&'static str>);
+    struct ObjectVisitor<const N: usize>([&'static str; N]);
 
-    impl<'de> Visitor<'de> for ObjectVisitor {
-        type Value = Option<String>;
+    impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<N> {
+        type Value = [Option<String>; N];
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
+            let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if found.is_none() && self.0 == Some(key.as_ref()) {
-                    found = map.next_value::<Option<String>>().ok().flatten();
-                } else {
-                    map.next_value::<AnyValue>()?;
+                match self.0.iter().position(|f| *f == key.as_ref()) {
+                    Some(i) if found[i].is_none() => {
+                        found[i] = map.next_value::<StringOrAny>()?.0;
+                    }
+                    _ => {
+                        map.next_value::<AnyValue>()?;
+                    }
                 }
             }
             Ok(found)
@@ -495,9 +640,56 @@ pub(crate) fn check_json_object(
     }
 
     let mut de = serde_json::Deserializer::from_slice(json);
-    let found = de.deserialize_map(ObjectVisitor(field))?;
+    let found = de.deserialize_map(ObjectVisitor(fields))?;
     de.end()?;
     Ok(found)
+}
+
+/// A JSON value kept only when it is a string; anything else is checked and
+/// dropped like [`AnyValue`].
+struct StringOrAny(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for StringOrAny {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StringOrAny;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(Some(s.to_owned())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_unit<E>(self) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<StringOrAny, A::Error> {
+                serde::de::Visitor::visit_seq(AnyValueVisitor, seq).map(|_| StringOrAny(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StringOrAny, A::Error> {
+                serde::de::Visitor::visit_map(AnyValueVisitor, map).map(|_| StringOrAny(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
