@@ -189,6 +189,13 @@ mod tests {
         for bad in [&b"{"[..], b"[]", b"{\"type\":\"PUSH_ARTIFACT\"}", b"{\"type\":\"PUSH_ARTIFACT\",\"event_data\":{\"resources\":[],\"repository\":{\"repo_full_name\":\"a/b\"}}}"] {
             assert!(parse(bad, Some("h.example.com")).is_err());
         }
-        assert!(parse(&edited("test-webhook/debian", "Test/Debian"), None).is_err());
+        assert!(parse(
+            &edited(
+                "\"repo_full_name\": \"test-webhook/debian\"",
+                "\"repo_full_name\": \"Test/Debian\""
+            ),
+            None
+        )
+        .is_err());
     }
 }
