@@ -407,6 +407,29 @@ on_both_backends! {
         kit.app.finish().await;
     }
 
+    async fn an_unreachable_registry_makes_the_resolution_retry_and_never_drops_the_push(db: TestDb) {
+        let url = format!("http://127.0.0.1:{}", free_port());
+        let kit = spawn(db, Some(&url)).await;
+        let app = &kit.app;
+        let (code, _) = send(app, &by_token("dockerhub", fixture("dockerhub/push.json"), Some(HUB_TOKEN))).await;
+        assert_eq!(code, 202);
+        // The test dispatcher allows 4 attempts, 200 ms apart and doubling.
+        let jobs = app.wait_until_settled(30).await;
+        let resolve = jobs.iter().find(|j| j["kind"] == "resolve_image").unwrap();
+        assert_eq!(resolve["attempts"], 4, "{resolve:#}");
+        let error = resolve["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("gave up after 4 attempts") && error.contains("resolving"), "{error}");
+        // The push stays recorded, without a digest, for a retry by hand.
+        let pool = app.sql().await;
+        let pushes: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT image, digest FROM image_pushes")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(pushes, vec![("docker.io/svendowideit/testhook".to_owned(), None)]);
+        kit.app.finish().await;
+    }
+
     async fn quay_dockerhub_and_nexus_tags_are_resolved_from_a_registry_behind_basic_auth(db: TestDb) {
         if !registry_tools_installed() || !tools_installed(&["htpasswd"]) {
             return;
