@@ -29,73 +29,98 @@ const HARBOR_DIGEST: &str =
 const JFROG_DIGEST: &str =
     "sha256:35c4a2c15539c6c1e4e5fa4e554dac323ad0107d8eb5c582d6ff386b383b7dce";
 
-/// The five sources and one component per fixture's image, as the README
-/// configures them. `api_url` (with read credentials) is given to the kinds
-/// that must resolve a tag.
+/// The five sources exactly as the README's "Registries" section writes
+/// them, and one component per fixture's image. Each `env:NAME` becomes a
+/// `file:` reference holding the test's value; `api_url` points at the test
+/// registry, or is dropped when there is none.
 fn sources(dir: &std::path::Path, api_url: Option<&str>) -> String {
     let secret = |name: &str, value: &str| {
         let path = dir.join(name);
         std::fs::write(&path, value).unwrap();
         format!("file:{}", path.display())
     };
-    let read = match api_url {
-        Some(url) => format!(
-            "api_url = \"{url}\"\nusername = \"{}\"\npassword = \"{}\"\n",
-            secret("read-user", READ_USER),
-            secret("read-password", READ_PASSWORD)
-        ),
-        None => String::new(),
+    let value_of = |name: &str| match name {
+        "HARBOR_HOOK_AUTH" => HARBOR_AUTH,
+        "QUAY_HOOK_TOKEN" => QUAY_TOKEN,
+        "DOCKERHUB_HOOK_TOKEN" => HUB_TOKEN,
+        "JFROG_HOOK_SECRET" => JFROG_SECRET,
+        "NEXUS_HOOK_SECRET" => NEXUS_SECRET,
+        n if n.ends_with("_USER") || n.ends_with("_NAME") => READ_USER,
+        _ => READ_PASSWORD,
     };
+    let mut toml = String::new();
+    for block in readme_registry_blocks() {
+        for line in block.lines() {
+            if line.starts_with("api_url") {
+                if let Some(url) = api_url {
+                    toml.push_str(&format!("api_url = \"{url}\"\n"));
+                }
+                continue;
+            }
+            let mut line = line.to_owned();
+            while let Some(at) = line.find("\"env:") {
+                let rest = &line[at + 5..];
+                let end = rest.find('"').unwrap();
+                let name = rest[..end].to_owned();
+                let reference = secret(&name, value_of(&name));
+                line = format!("{}\"{reference}{}", &line[..at], &rest[end..]);
+            }
+            toml.push_str(&line);
+            toml.push('\n');
+        }
+        toml.push('\n');
+    }
     let component = |name: &str, image: &str| {
         format!(
             "[[components]]\nname = \"{name}\"\nimage = \"{image}\"\nrepository = \"github:octo-org/{name}\"\nrelease_tags = [\"latest\", \"v*\"]\n"
         )
     };
-    format!(
-        r#"
-[[sources]]
-name = "harbor"
-kind = "harbor"
-secrets = ["{harbor}"]
-
-[[sources]]
-name = "quay"
-kind = "quay"
-secrets = ["{quay}"]
-{read}
-[[sources]]
-name = "dockerhub"
-kind = "dockerhub"
-secrets = ["{hub}"]
-{read}
-[[sources]]
-name = "jfrog"
-kind = "jfrog"
-secrets = ["{jfrog}"]
-registry = "example.jfrog.io"
-signed = true
-
-[[sources]]
-name = "nexus"
-kind = "nexus"
-secrets = ["{nexus}"]
-registry = "nexus.example.com:8082"
-{read}
-{c1}{c2}{c3}{c4}{c5}"#,
-        harbor = secret("harbor", HARBOR_AUTH),
-        quay = secret("quay", QUAY_TOKEN),
-        hub = secret("hub", HUB_TOKEN),
-        jfrog = secret("jfrog", JFROG_SECRET),
-        nexus = secret("nexus", NEXUS_SECRET),
-        c1 = component("harbor-debian", "hub.harbor.com/test-webhook/debian"),
-        c2 = component("quay-repo", "quay.io/mynamespace/repository"),
-        c3 = component("hub-testhook", "docker.io/svendowideit/testhook"),
-        c4 = component(
+    for (name, image) in [
+        ("harbor-debian", HARBOR_IMAGE),
+        ("quay-repo", "quay.io/mynamespace/repository"),
+        ("hub-testhook", "docker.io/svendowideit/testhook"),
+        (
             "jfrog-ubuntu",
-            "example.jfrog.io/docker-remote-cache/library/ubuntu"
+            "example.jfrog.io/docker-remote-cache/library/ubuntu",
         ),
-        c5 = component("nexus-hello", "nexus.example.com:8082/octo-org/hello-world"),
-    )
+        ("nexus-hello", "nexus.example.com:8082/octo-org/hello-world"),
+    ] {
+        toml.push_str(&component(name, image));
+    }
+    toml
+}
+
+/// The image the Harbor fixture names under the README's `registry`.
+const HARBOR_IMAGE: &str = "harbor.example.com/test-webhook/debian";
+
+/// The ```toml blocks of the README's "Registries" section, one per kind.
+fn readme_registry_blocks() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("\n### Registries\n")
+        .expect("README has a Registries section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[4..].find("\n### ").map_or(section.len(), |i| i + 4)];
+    let blocks: Vec<String> = section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b[..b.find("```").unwrap()].to_owned())
+        .collect();
+    let kinds: Vec<&str> = blocks
+        .iter()
+        .filter_map(|b| b.lines().find(|l| l.starts_with("kind = ")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "kind = \"harbor\"",
+            "kind = \"quay\"",
+            "kind = \"dockerhub\"",
+            "kind = \"jfrog\"",
+            "kind = \"nexus\""
+        ]
+    );
+    blocks
 }
 
 struct Kit {
@@ -230,7 +255,7 @@ on_both_backends! {
         assert_eq!(harbor.len(), 1, "{harbor:#?}");
         assert_eq!(harbor[0]["digest"], HARBOR_DIGEST);
         assert_eq!(harbor[0]["tag"], "latest");
-        assert_eq!(harbor[0]["image"], "hub.harbor.com/test-webhook/debian");
+        assert_eq!(harbor[0]["image"], HARBOR_IMAGE);
         let jfrog = releases_of(app, "jfrog-ubuntu").await;
         assert_eq!(jfrog.len(), 1, "{jfrog:#?}");
         assert_eq!(jfrog[0]["digest"], JFROG_DIGEST);

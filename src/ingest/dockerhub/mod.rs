@@ -28,7 +28,7 @@ pub fn verify(
         return Err(Rejection::SignatureMismatch("?token="));
     }
     let ct = media_type(headers)?;
-    if !ct.as_deref().is_none_or(|ct| ct == "application/json") {
+    if ct.as_deref().is_some_and(|ct| ct != "application/json") {
         return Err(Rejection::UnsupportedMediaType {
             expected: "application/json",
         });
