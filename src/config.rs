@@ -1105,6 +1105,51 @@ mod tests {
     }
 
     #[test]
+    fn jfrog_and_nexus_sources_need_a_registry_and_only_jfrog_is_signed() {
+        let err = load(
+            r#"
+            [[sources]]
+            name = "jfrog"
+            kind = "jfrog"
+            secrets = ["env:GH_SECRET"]
+
+            [[sources]]
+            name = "nexus"
+            kind = "nexus"
+            secrets = ["env:GH_SECRET"]
+
+            [[sources]]
+            name = "quay"
+            kind = "quay"
+            secrets = ["env:GH_SECRET"]
+            signed = true
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "sources[0].registry",
+                "sources[1].registry",
+                "sources[2].signed"
+            ]
+        );
+        let ok = load(
+            r#"
+            [[sources]]
+            name = "jfrog"
+            kind = "jfrog"
+            secrets = ["env:GH_SECRET"]
+            registry = "example.jfrog.io"
+            signed = true
+            "#,
+        )
+        .unwrap();
+        assert!(ok.sources[0].signed);
+        assert_eq!(ok.sources[0].kind, SourceKind::Jfrog);
+    }
+
+    #[test]
     fn components_need_a_provider_repository() {
         let err = load(
             r#"
