@@ -269,7 +269,7 @@ async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
     );
     let config = write_config(dir.path(), &db_url, true, true, &extra);
     let port = free_port();
-    let mut child = portcall(&config)
+    let child = portcall(&config)
         .arg("serve")
         .env("RUST_LOG", "trace")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
