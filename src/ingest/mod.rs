@@ -98,6 +98,9 @@ pub struct StoredPayload<'a> {
     pub body: &'a [u8],
     /// The source's configured canonical registry host, for image names.
     pub registry: Option<&'a str>,
+    /// The delivery id recorded at ingest. A Quay push of several tags is
+    /// one delivery per tag, and the id names the tag (`{body hash}:{tag}`).
+    pub delivery_id: &'a str,
 }
 
 /// Why a stored delivery could not be turned into an [`Event`]. Parsing is
@@ -163,7 +166,9 @@ pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
         SourceKind::Distribution => distribution::payload::parse(payload.body, payload.registry),
         SourceKind::Standard => standard::payload::parse(payload.event, payload.body),
         SourceKind::Harbor => harbor::payload::parse(payload.body, payload.registry),
-        SourceKind::Quay => quay::payload::parse(payload.body, payload.registry),
+        SourceKind::Quay => {
+            quay::payload::parse(payload.body, payload.registry, payload.delivery_id)
+        }
         SourceKind::Dockerhub => dockerhub::payload::parse(payload.body, payload.registry),
         SourceKind::Jfrog => jfrog::payload::parse(payload.body, payload.registry),
         SourceKind::Nexus => nexus::payload::parse(payload.event, payload.body, payload.registry),
@@ -377,7 +382,7 @@ pub fn verify(
             standard::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
         }
         SourceKind::Harbor => harbor::verify(&source.secrets, headers, body).map(|d| vec![d]),
-        SourceKind::Quay => quay::verify(&source.secrets, headers, query, body).map(|d| vec![d]),
+        SourceKind::Quay => quay::verify(&source.secrets, headers, query, body),
         SourceKind::Dockerhub => {
             dockerhub::verify(&source.secrets, headers, query, body).map(|d| vec![d])
         }

@@ -583,7 +583,11 @@ on_both_backends! {
         let kinds: Vec<&str> = types.iter().map(|t| t["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["source:github", "source:gitlab", "source:distribution", "source:standard", "provider:github", "provider:gitlab"]
+            [
+                "source:github", "source:gitlab", "source:distribution", "source:standard",
+                "source:harbor", "source:quay", "source:dockerhub", "source:jfrog", "source:nexus",
+                "provider:github", "provider:gitlab"
+            ]
         );
         let fields = |kind: &str| -> Vec<String> {
             types.iter().find(|t| t["kind"] == kind).unwrap()["inputs"]
@@ -598,9 +602,17 @@ on_both_backends! {
             fields("source:distribution"),
             ["name", "kind", "secrets", "registry", "api_url", "username", "password"]
         );
+        assert_eq!(
+            fields("source:jfrog"),
+            ["name", "kind", "secrets", "registry", "api_url", "username", "password", "signed"]
+        );
+        let jfrog = types.iter().find(|t| t["kind"] == "source:jfrog").unwrap();
+        assert_eq!(jfrog["inputs"][7]["type"], "boolean");
+        assert_eq!(jfrog["inputs"][3]["required"], true);
         assert_eq!(fields("provider:github"), ["app_id", "private_key", "api_url"]);
         assert_eq!(fields("provider:gitlab"), ["url", "token"]);
-        let private_key = &types[4]["inputs"][1];
+        let of = |kind: &str| types.iter().find(|t| t["kind"] == kind).unwrap();
+        let private_key = &of("provider:github")["inputs"][1];
         assert_eq!(
             private_key,
             &json!({
@@ -609,7 +621,7 @@ on_both_backends! {
             })
         );
         assert_eq!(types[0]["inputs"][1]["value"], "github");
-        assert_eq!(types[5]["inputs"][0]["default"], "https://gitlab.com");
+        assert_eq!(of("provider:gitlab")["inputs"][0]["default"], "https://gitlab.com");
         app.finish().await;
     }
 }
