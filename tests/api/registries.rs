@@ -432,6 +432,44 @@ on_both_backends! {
         kit.app.finish().await;
     }
 
+    async fn a_quay_push_of_several_tags_releases_each_matching_tag(db: TestDb) {
+        if !registry_tools_installed() || !tools_installed(&["htpasswd"]) {
+            return;
+        }
+        let registry = Registry::start_with(RegistryOptions {
+            basic_auth: Some((READ_USER.into(), READ_PASSWORD.into())),
+            ..RegistryOptions::default()
+        })
+        .await;
+        let image = OciImage::with_labels(&[(REVISION_LABEL, REVISION)]);
+        for tag in ["latest", "v1.2.0", "main"] {
+            registry.push_to(&image, "mynamespace/repository", tag).await;
+        }
+        let kit = spawn(db, Some(&registry.api_url())).await;
+        let app = &kit.app;
+        let body = edited(
+            &fixture("quay/repo_push.json"),
+            "\"latest\"\n",
+            "\"main\", \"v1.2.0\", \"latest\"\n",
+        );
+        let (code, answer) = send(app, &by_token("quay", body.clone(), Some(QUAY_TOKEN))).await;
+        assert_eq!(code, 202, "{answer:#}");
+        let (again, _) = send(app, &by_token("quay", body, Some(QUAY_TOKEN))).await;
+        assert_eq!(again, 200, "a redelivery is a duplicate, tag by tag");
+        app.wait_until_settled(30).await;
+        let mut tags: Vec<String> = releases_of(app, "quay-repo")
+            .await
+            .iter()
+            .map(|r| r["tag"].as_str().unwrap().to_owned())
+            .collect();
+        tags.sort();
+        // `main` matches no release rule: recorded, not released.
+        assert_eq!(tags, ["latest", "v1.2.0"]);
+        assert_eq!(app.deliveries().await.len(), 3);
+        kit.app.finish().await;
+        registry.stop().await;
+    }
+
     async fn an_unreachable_registry_makes_the_resolution_retry_and_never_drops_the_push(db: TestDb) {
         let url = format!("http://127.0.0.1:{}", free_port());
         let kit = spawn(db, Some(&url)).await;
