@@ -470,6 +470,41 @@ on_both_backends! {
         registry.stop().await;
     }
 
+    async fn a_harbor_push_by_digest_is_no_tag_and_docker_hubs_callback_is_never_called(db: TestDb) {
+        let kit = spawn(db, None).await;
+        let app = &kit.app;
+        let by_digest = edited(
+            &fixture("harbor/PUSH_ARTIFACT.json"),
+            "\"tag\": \"latest\"",
+            &format!("\"tag\": \"{HARBOR_DIGEST}\""),
+        );
+        assert_eq!(send(app, &harbor(by_digest, Some(HARBOR_AUTH))).await.0, 202);
+        let callback = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .expect(0)
+            .named("Docker Hub's callback_url")
+            .mount(&callback)
+            .await;
+        let hub = edited(
+            &fixture("dockerhub/push.json"),
+            "https://registry.hub.docker.com/u/svendowideit/testhook/hook/2141b5bi5i5b02bec211i4eeih0242eg11000a/",
+            &format!("{}/hook", callback.uri()),
+        );
+        assert_eq!(send(app, &by_token("dockerhub", hub, Some(HUB_TOKEN))).await.0, 202);
+        app.wait_until_settled(20).await;
+        let rows = app.deliveries().await;
+        let harbor_row = rows.iter().find(|r| r.source == "harbor").unwrap();
+        assert_eq!(harbor_row.status, Status::Processed, "{harbor_row:#?}");
+        let outcome = harbor_row.outcome.as_deref().unwrap();
+        assert!(outcome.contains(&format!("{HARBOR_IMAGE}@{HARBOR_DIGEST}")), "{outcome}");
+        let jobs = app.get_api("/api/v1/jobs").await.1.to_string();
+        assert!(jobs.contains("no release tag matched"), "{jobs}");
+        assert!(releases_of(app, "harbor-debian").await.is_empty());
+        callback.verify().await;
+        kit.app.finish().await;
+    }
+
     async fn an_unreachable_registry_makes_the_resolution_retry_and_never_drops_the_push(db: TestDb) {
         let url = format!("http://127.0.0.1:{}", free_port());
         let kit = spawn(db, Some(&url)).await;
