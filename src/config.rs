@@ -288,6 +288,7 @@ struct RawSource {
     service_account: Option<String>,
     /// `gar`: Google's public keys as a JWKS file, read at start.
     jwks_file: Option<String>,
+    signed: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -800,6 +801,19 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 password,
             })
         });
+        if s.signed.is_some() && kind != Some(SourceKind::Jfrog) {
+            p.add(key("signed"), "only a jfrog source is signed");
+        }
+        // These payloads name no registry host: the source must.
+        if matches!(kind, Some(SourceKind::Jfrog | SourceKind::Nexus)) && registry.is_none() {
+            p.add(
+                key("registry"),
+                format!(
+                    "a {} source needs registry: its payloads name no host",
+                    s.kind
+                ),
+            );
+        }
         if let Some(kind) = kind {
             out.push(Source {
                 name: s.name,
@@ -808,6 +822,7 @@ fn sources(raw: Vec<RawSource>, env: &dyn SecretEnv, p: &mut Problems) -> Vec<So
                 registry,
                 registry_api,
                 oidc,
+                signed: s.signed.unwrap_or(false),
             });
         }
     }
@@ -1251,6 +1266,51 @@ mod tests {
             ok.sources[0].registry_api.as_ref().unwrap().url,
             "http://127.0.0.1:5000"
         );
+    }
+
+    #[test]
+    fn jfrog_and_nexus_sources_need_a_registry_and_only_jfrog_is_signed() {
+        let err = load(
+            r#"
+            [[sources]]
+            name = "jfrog"
+            kind = "jfrog"
+            secrets = ["env:GH_SECRET"]
+
+            [[sources]]
+            name = "nexus"
+            kind = "nexus"
+            secrets = ["env:GH_SECRET"]
+
+            [[sources]]
+            name = "quay"
+            kind = "quay"
+            secrets = ["env:GH_SECRET"]
+            signed = true
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "sources[0].registry",
+                "sources[1].registry",
+                "sources[2].signed"
+            ]
+        );
+        let ok = load(
+            r#"
+            [[sources]]
+            name = "jfrog"
+            kind = "jfrog"
+            secrets = ["env:GH_SECRET"]
+            registry = "example.jfrog.io"
+            signed = true
+            "#,
+        )
+        .unwrap();
+        assert!(ok.sources[0].signed);
+        assert_eq!(ok.sources[0].kind, SourceKind::Jfrog);
     }
 
     #[test]

@@ -199,6 +199,48 @@ impl RegistryReader {
         }
     }
 
+    /// The digest the tag `repository:tag` names now, from a `HEAD` of the
+    /// manifest (oci-client sends the manifest media types as `Accept`, and
+    /// does the token handshake first). A push whose payload named no digest
+    /// (Quay, Docker Hub, Nexus) is resolved with this.
+    #[tracing::instrument(
+        name = "registry.resolve_tag",
+        skip_all,
+        fields(registry.host = %self.host, image.repository = repository, image.tag = %tag)
+    )]
+    pub async fn resolve_tag(
+        &self,
+        repository: &str,
+        tag: &crate::domain::Tag,
+    ) -> Result<Digest, RegistryError> {
+        let reference =
+            Reference::with_tag(self.host.clone(), repository.to_owned(), tag.to_string());
+        let read = async {
+            self.client
+                .auth(&reference, &self.auth, RegistryOperation::Pull)
+                .await
+                .map_err(|e| self.error("authenticating", e))?;
+            self.client
+                .fetch_manifest_digest(&reference, &self.auth)
+                .await
+                .map_err(|e| self.error("resolving the tag", e))
+        };
+        let digest = match tokio::time::timeout(TOTAL_TIMEOUT, read).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(RegistryError::Transient(format!(
+                    "resolving {repository}:{tag} at {} took over {TOTAL_TIMEOUT:?}",
+                    self.host
+                )))
+            }
+        };
+        Digest::parse(&digest).map_err(|e| {
+            RegistryError::Permanent(format!(
+                "the registry answered {repository}:{tag} with an invalid digest: {e}"
+            ))
+        })
+    }
+
     async fn read(&self, reference: &Reference) -> Result<ImageSource, RegistryError> {
         // Authenticate first and explicitly: oci-client would otherwise do it
         // lazily and swallow a failure (an unreachable token service, refused

@@ -54,6 +54,8 @@ pub enum InputType {
     Url,
     /// An array of strings.
     StringList,
+    /// `true` or `false`.
+    Boolean,
 }
 
 const fn input(
@@ -98,7 +100,7 @@ const fn source_kind(kind: &'static str) -> Input {
             InputType::String,
             true,
             false,
-            "the source kind: github, gitlab, distribution, standard, acr, ecr or gar",
+            "the source kind: github, gitlab, distribution, standard, acr, ecr, gar, harbor, quay, dockerhub, jfrog or nexus",
         )
     }
 }
@@ -106,38 +108,105 @@ const fn source_kind(kind: &'static str) -> Input {
 const GITHUB_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("github"), SOURCE_SECRETS];
 const GITLAB_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("gitlab"), SOURCE_SECRETS];
 const STANDARD_SOURCE: &[Input] = &[SOURCE_NAME, source_kind("standard"), SOURCE_SECRETS];
+const REGISTRY_HOST: Input = input(
+    "registry",
+    InputType::String,
+    false,
+    false,
+    "canonical host for image names (default: the host the registry reports)",
+);
+/// jfrog and nexus payloads name no host: the source must.
+const REGISTRY_HOST_REQUIRED: Input = input(
+    "registry",
+    InputType::String,
+    true,
+    false,
+    "canonical host for image names (required: the payloads name no host)",
+);
+const API_URL: Input = input(
+    "api_url",
+    InputType::Url,
+    false,
+    false,
+    "where manifests and configs are read (http:// or https:// host, no path); without it the source commit comes from a sha tag only, and a push without a digest cannot be resolved",
+);
+const USERNAME: Input = input(
+    "username",
+    InputType::String,
+    false,
+    true,
+    "registry read credentials: user name (with password, both or neither)",
+);
+const PASSWORD: Input = input(
+    "password",
+    InputType::String,
+    false,
+    true,
+    "registry read credentials: password or token (with username, both or neither)",
+);
 const DISTRIBUTION_SOURCE: &[Input] = &[
     SOURCE_NAME,
     source_kind("distribution"),
     SOURCE_SECRETS,
-    input(
-        "registry",
-        InputType::String,
-        false,
-        false,
-        "canonical host for image names (default: the host the registry reports)",
-    ),
-    input(
-        "api_url",
-        InputType::Url,
-        false,
-        false,
-        "where manifests and configs are read (http:// or https:// host, no path); without it the source commit comes from a sha tag only",
-    ),
-    input(
-        "username",
-        InputType::String,
-        false,
-        true,
-        "registry read credentials: user name (with password, both or neither)",
-    ),
-    input(
-        "password",
-        InputType::String,
-        false,
-        true,
-        "registry read credentials: password or token (with username, both or neither)",
-    ),
+    REGISTRY_HOST,
+    API_URL,
+    USERNAME,
+    PASSWORD,
+];
+const HARBOR_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("harbor"),
+    SOURCE_SECRETS,
+    REGISTRY_HOST,
+    API_URL,
+    USERNAME,
+    PASSWORD,
+];
+const QUAY_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("quay"),
+    SOURCE_SECRETS,
+    REGISTRY_HOST,
+    API_URL,
+    USERNAME,
+    PASSWORD,
+];
+const DOCKERHUB_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("dockerhub"),
+    SOURCE_SECRETS,
+    REGISTRY_HOST,
+    API_URL,
+    USERNAME,
+    PASSWORD,
+];
+const JFROG_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("jfrog"),
+    SOURCE_SECRETS,
+    REGISTRY_HOST_REQUIRED,
+    API_URL,
+    USERNAME,
+    PASSWORD,
+    Input {
+        default: Some("false"),
+        ..input(
+            "signed",
+            InputType::Boolean,
+            false,
+            false,
+            "X-JFrog-Event-Auth is the hex HMAC-SHA256 of the body (Artifactory's payload signing) rather than the secret itself",
+        )
+    },
+];
+const NEXUS_SOURCE: &[Input] = &[
+    SOURCE_NAME,
+    source_kind("nexus"),
+    SOURCE_SECRETS,
+    REGISTRY_HOST_REQUIRED,
+    API_URL,
+    USERNAME,
+    PASSWORD,
 ];
 
 const SOURCE_REGISTRY: Input = input(
@@ -303,6 +372,46 @@ const CATALOG: &[IntegrationType] = &[
         description: "Notifications of the gcr topic delivered by a Pub/Sub push subscription. Verified with the subscription's Google OIDC token (issuer, audience, service account, expiry, against a JWKS file) or a ?token= secret in the endpoint URL; delivery id the messageId.",
         section: "[[sources]]",
         inputs: GAR_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:harbor",
+        category: "source",
+        title: "Harbor webhooks",
+        description: "A Harbor project webhook (default JSON, CloudEvents, or Harbor 1.x). Verified with the Authorization header equal to the secret (Harbor's Auth Header); delivery id the CloudEvents id, else a hash of the body.",
+        section: "[[sources]]",
+        inputs: HARBOR_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:quay",
+        category: "source",
+        title: "Quay notifications",
+        description: "A Quay repository notification (Webhook POST). Quay cannot sign requests: the secret is the ?token= in the URL. repo_push has no digest: it is resolved from the registry (api_url).",
+        section: "[[sources]]",
+        inputs: QUAY_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:dockerhub",
+        category: "source",
+        title: "Docker Hub webhooks",
+        description: "A Docker Hub repository webhook. Docker Hub cannot sign requests: the secret is the ?token= in the URL. The push has no digest: it is resolved from the registry (api_url); callback_url is never called.",
+        section: "[[sources]]",
+        inputs: DOCKERHUB_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:jfrog",
+        category: "source",
+        title: "JFrog Artifactory webhooks",
+        description: "An Artifactory webhook of the docker domain (pushed). Verified with X-JFrog-Event-Auth: the secret, or its HMAC-SHA256 of the body with signed = true.",
+        section: "[[sources]]",
+        inputs: JFROG_SOURCE,
+    },
+    IntegrationType {
+        kind: "source:nexus",
+        category: "source",
+        title: "Sonatype Nexus webhooks",
+        description: "A Nexus Repository webhook capability (rm:repository:component). Verified with X-Nexus-Webhook-Signature (hex HMAC-SHA1 of the body); delivery id X-Nexus-Webhook-Delivery. Components have no digest: it is resolved from the registry (api_url).",
+        section: "[[sources]]",
+        inputs: NEXUS_SOURCE,
     },
     IntegrationType {
         kind: "provider:github",

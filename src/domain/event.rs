@@ -127,7 +127,9 @@ pub struct ImagePushed {
     pub image: ImageName,
     /// `None` for a push by digest.
     pub tag: Option<Tag>,
-    pub digest: Digest,
+    /// `None` when the payload names no digest (Quay, Docker Hub, Nexus):
+    /// the worker resolves the tag against the registry.
+    pub digest: Option<Digest>,
     pub media_type: Option<String>,
 }
 
@@ -168,9 +170,11 @@ impl fmt::Display for Event {
                 "pull request {}#{} {:?} head {}",
                 pr.repo.slug, pr.number, pr.action, pr.head_sha
             ),
-            Event::ImagePushed(i) => match &i.tag {
-                Some(tag) => write!(f, "image {}:{} {}", i.image, tag, i.digest),
-                None => write!(f, "image {}@{}", i.image, i.digest),
+            Event::ImagePushed(i) => match (&i.tag, &i.digest) {
+                (Some(tag), Some(digest)) => write!(f, "image {}:{} {}", i.image, tag, digest),
+                (Some(tag), None) => write!(f, "image {}:{}", i.image, tag),
+                (None, Some(digest)) => write!(f, "image {}@{}", i.image, digest),
+                (None, None) => write!(f, "image {}", i.image),
             },
             Event::CheckRunRerequested(c) => write!(
                 f,

@@ -51,24 +51,29 @@ async fn receive(
         .await
         .inspect_err(|_| count("rejected"))?;
     let now = state.clock.now_unix();
-    // The query string may carry the credential (`?token=`): it goes to the
-    // verifier only, never into a span, a log line or the stored delivery.
-    let headers = ActixHeaders(request.headers());
+    // The query string may hold a `?token=` secret: it goes to the verifier
+    // only, and the `webhook` span records the source name, never the URI.
     let query = request.query_string();
-    let deliveries =
-        ingest::verify_request(&entry.source, &headers, query, body, now).map_err(|rejection| {
-            count("rejected");
-            if rejection.is_authentication_failure() {
-                state
-                    .metrics
-                    .verify_failures
-                    .with_label_values(&[name, rejection.reason()])
-                    .inc();
-            }
-            // The reason names the header; the credential itself is never logged.
-            tracing::info!(reason = rejection.reason(), "webhook refused: {rejection}");
-            ApiError::from(&rejection)
-        })?;
+    let deliveries = ingest::verify(
+        &entry.source,
+        &ActixHeaders(request.headers()),
+        query,
+        body,
+        now,
+    )
+    .map_err(|rejection| {
+        count("rejected");
+        if rejection.is_authentication_failure() {
+            state
+                .metrics
+                .verify_failures
+                .with_label_values(&[name, rejection.reason()])
+                .inc();
+        }
+        // The reason names the header; the credential itself is never logged.
+        tracing::info!(reason = rejection.reason(), "webhook refused: {rejection}");
+        ApiError::from(&rejection)
+    })?;
 
     let ids: Vec<String> = deliveries
         .iter()

@@ -32,6 +32,18 @@ pub(crate) fn any_hmac_sha256_matches(
     })
 }
 
+/// Whether `received` is a valid HMAC-SHA1 of `body` under any of `secrets`
+/// (Nexus signs with SHA-1). Every secret is tried.
+pub(crate) fn any_hmac_sha1_matches(secrets: &[HookSecret], body: &[u8], received: &[u8]) -> bool {
+    secrets.iter().fold(false, |found, secret| {
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.value.expose_secret().as_bytes())
+            .expect("HMAC accepts keys of any length");
+        mac.update(body);
+        let expected: [u8; 20] = mac.finalize().into_bytes().into();
+        found | bool::from(expected.ct_eq(received))
+    })
+}
+
 /// Whether `received` equals any of `secrets`. Both sides are hashed first so
 /// the comparison does not even leak the secrets' length.
 pub(crate) fn any_token_matches(secrets: &[HookSecret], received: &[u8]) -> bool {

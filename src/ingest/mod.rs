@@ -10,11 +10,16 @@
 
 pub mod acr;
 pub mod distribution;
+pub mod dockerhub;
 pub mod ecr;
 pub mod gar;
 pub mod github;
 pub mod gitlab;
+pub mod harbor;
 mod hmac;
+pub mod jfrog;
+pub mod nexus;
+pub mod quay;
 pub mod standard;
 
 use std::fmt;
@@ -37,10 +42,15 @@ pub enum SourceKind {
     /// Google Artifact Registry (and Container Registry) notifications,
     /// through a Pub/Sub push subscription.
     Gar,
+    Harbor,
+    Quay,
+    Dockerhub,
+    Jfrog,
+    Nexus,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 12] = [
         SourceKind::Github,
         SourceKind::Gitlab,
         SourceKind::Distribution,
@@ -48,6 +58,11 @@ impl SourceKind {
         SourceKind::Acr,
         SourceKind::Ecr,
         SourceKind::Gar,
+        SourceKind::Harbor,
+        SourceKind::Quay,
+        SourceKind::Dockerhub,
+        SourceKind::Jfrog,
+        SourceKind::Nexus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,7 +74,18 @@ impl SourceKind {
             SourceKind::Acr => "acr",
             SourceKind::Ecr => "ecr",
             SourceKind::Gar => "gar",
+            SourceKind::Harbor => "harbor",
+            SourceKind::Quay => "quay",
+            SourceKind::Dockerhub => "dockerhub",
+            SourceKind::Jfrog => "jfrog",
+            SourceKind::Nexus => "nexus",
         }
+    }
+
+    /// Whether the sender cannot set headers, so its secret travels in the
+    /// URL as `?token=<secret>` (which then must never be logged).
+    pub fn secret_in_query(self) -> bool {
+        matches!(self, SourceKind::Quay | SourceKind::Dockerhub)
     }
 }
 
@@ -89,6 +115,9 @@ pub struct StoredPayload<'a> {
     pub body: &'a [u8],
     /// The source's configured canonical registry host, for image names.
     pub registry: Option<&'a str>,
+    /// The delivery id recorded at ingest. A Quay push of several tags is
+    /// one delivery per tag, and the id names the tag (`{body hash}:{tag}`).
+    pub delivery_id: &'a str,
 }
 
 /// Why a stored delivery could not be turned into an [`Event`]. Parsing is
@@ -188,7 +217,7 @@ pub(crate) fn pushed_image(
     Ok(Event::ImagePushed(ImagePushed {
         image,
         tag,
-        digest,
+        digest: Some(digest),
         media_type: fields.media_type.map(str::to_owned),
     }))
 }
@@ -206,7 +235,46 @@ pub fn parse(payload: &StoredPayload<'_>) -> Result<Event, ParseError> {
         SourceKind::Acr => acr::payload::parse(payload.body, payload.registry),
         SourceKind::Ecr => ecr::payload::parse(payload.body, payload.registry),
         SourceKind::Gar => gar::payload::parse(payload.body, payload.registry),
+        SourceKind::Harbor => harbor::payload::parse(payload.body, payload.registry),
+        SourceKind::Quay => {
+            quay::payload::parse(payload.body, payload.registry, payload.delivery_id)
+        }
+        SourceKind::Dockerhub => dockerhub::payload::parse(payload.body, payload.registry),
+        SourceKind::Jfrog => jfrog::payload::parse(payload.body, payload.registry),
+        SourceKind::Nexus => nexus::payload::parse(payload.event, payload.body, payload.registry),
     }
+}
+
+/// A digest from a payload field, naming the field on failure. Vendors'
+/// documented samples hold placeholders (`sha256:xxxx`, short digests):
+/// those end here, as a readable parse error, never as a release.
+pub(crate) fn digest(
+    field: &'static str,
+    value: &str,
+) -> Result<crate::domain::Digest, ParseError> {
+    crate::domain::Digest::parse(value).map_err(|source| ParseError::Field { field, source })
+}
+
+/// A tag from a payload field, naming the field on failure.
+pub(crate) fn tag(field: &'static str, value: &str) -> Result<crate::domain::Tag, ParseError> {
+    crate::domain::Tag::parse(value).map_err(|source| ParseError::Field { field, source })
+}
+
+/// An image name from a host and a repository, naming the field at fault.
+pub(crate) fn image_name(
+    host: &str,
+    host_field: &'static str,
+    repository: &str,
+    repository_field: &'static str,
+) -> Result<crate::domain::ImageName, ParseError> {
+    crate::domain::ImageName::new(host, repository).map_err(|source| ParseError::Field {
+        field: if source.what == "registry host" {
+            host_field
+        } else {
+            repository_field
+        },
+        source,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -270,6 +338,9 @@ pub struct Source {
     pub registry_api: Option<RegistryApi>,
     /// The Google OIDC tokens a Pub/Sub push subscription signs with (`gar`).
     pub oidc: Option<gar::GoogleOidc>,
+    /// JFrog: `X-JFrog-Event-Auth` is an HMAC-SHA256 of the body rather
+    /// than the secret itself.
+    pub signed: bool,
 }
 
 /// Read access to a registry's v2 API.
@@ -371,20 +442,10 @@ impl Rejection {
 
 /// Authenticates a request for `source` over its raw `body` and returns the
 /// deliveries it holds (one, or several for a Distribution envelope).
-/// `now_unix` is the current time in seconds, for timestamped schemes.
+/// `query` is the request's query string (without `?`), for the senders
+/// that can only put their secret in the URL; `now_unix` is the current
+/// time in seconds, for timestamped schemes.
 pub fn verify(
-    source: &Source,
-    headers: &dyn Headers,
-    body: Bytes,
-    now_unix: i64,
-) -> Result<Vec<NewDelivery>, Rejection> {
-    verify_request(source, headers, "", body, now_unix)
-}
-
-/// [`verify`] for a request whose URL carried `query` (without the `?`):
-/// senders that cannot set headers put their credential there (`?token=`).
-/// The query is a credential: it is never stored or logged.
-pub fn verify_request(
     source: &Source,
     headers: &dyn Headers,
     query: &str,
@@ -403,7 +464,67 @@ pub fn verify_request(
         SourceKind::Standard => {
             standard::verify(&source.secrets, headers, body, now_unix).map(|d| vec![d])
         }
+        SourceKind::Harbor => harbor::verify(&source.secrets, headers, body).map(|d| vec![d]),
+        SourceKind::Quay => quay::verify(&source.secrets, headers, query, body),
+        SourceKind::Dockerhub => {
+            dockerhub::verify(&source.secrets, headers, query, body).map(|d| vec![d])
+        }
+        SourceKind::Jfrog => {
+            jfrog::verify(&source.secrets, source.signed, headers, body).map(|d| vec![d])
+        }
+        SourceKind::Nexus => nexus::verify(&source.secrets, headers, body).map(|d| vec![d]),
     }
+}
+
+/// The `?token=` credential of a query string: the secret of senders that
+/// cannot set headers. It is compared in constant time by the caller and
+/// never logged; the query string itself is never stored.
+pub(crate) fn query_token(query: &str) -> Result<String, Rejection> {
+    let mut found = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "token" {
+            if found.is_some() {
+                return Err(Rejection::MalformedCredential {
+                    header: "?token=",
+                    expected: "one token query parameter",
+                });
+            }
+            found = Some(value.into_owned());
+        }
+    }
+    found.ok_or(Rejection::MissingCredential("?token="))
+}
+
+/// A delivery id for senders whose requests carry none: a hash of the body,
+/// so a sender's retry of the same bytes is recognised as a duplicate.
+pub(crate) fn body_hash_id(body: &[u8]) -> DeliveryId {
+    use sha2::Digest as _;
+    let id = format!("sha256-{}", hex::encode(sha2::Sha256::digest(body)));
+    DeliveryId::parse(&id).expect("71 visible ASCII characters are a valid delivery id")
+}
+
+/// The request-path check for the JSON-bodied registry kinds: the media
+/// type is JSON (`+json` suffixes allowed) and the body one object; returns
+/// the named top-level string fields (`None` when absent or not a string).
+pub(crate) fn json_body_fields<const N: usize>(
+    headers: &dyn Headers,
+    body: &[u8],
+    what: &'static str,
+    fields: [&'static str; N],
+) -> Result<[Option<String>; N], Rejection> {
+    let ct = media_type(headers)?;
+    if !ct
+        .as_deref()
+        .is_none_or(|ct| ct == "application/json" || ct.ends_with("+json"))
+    {
+        return Err(Rejection::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    json_object_fields(body, fields).map_err(|e| Rejection::InvalidBody {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 /// The single value of a header, if present: refused when repeated (two
@@ -628,14 +749,14 @@ pub(crate) fn check_json_object(
     field: Option<&'static str>,
 ) -> Result<Option<String>, serde_json::Error> {
     match field {
-        Some(field) => json_object_fields(json, [field]).map(|[found]| found),
+        Some(field) => json_object_fields(json, [field]).map(|[v]| v),
         None => json_object_fields(json, []).map(|[]| None),
     }
 }
 
-/// Checks that `json` is one JSON object, building nothing but the values
-/// of the named top-level fields that are strings (`None` where a field is
-/// absent or not a string).
+/// Checks that `json` is one JSON object, building nothing but the named
+/// top-level fields' values when they are strings (`None` when absent or of
+/// another type).
 pub(crate) fn json_object_fields<const N: usize>(
     json: &[u8],
     fields: [&'static str; N],
@@ -656,7 +777,7 @@ pub(crate) fn json_object_fields<const N: usize>(
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 match self.0.iter().position(|f| *f == key.as_ref()) {
                     Some(i) if found[i].is_none() => {
-                        found[i] = map.next_value::<Option<String>>().ok().flatten();
+                        found[i] = map.next_value::<StringOrAny>()?.0;
                     }
                     _ => {
                         map.next_value::<AnyValue>()?;
@@ -671,6 +792,53 @@ pub(crate) fn json_object_fields<const N: usize>(
     let found = de.deserialize_map(ObjectVisitor(fields))?;
     de.end()?;
     Ok(found)
+}
+
+/// A JSON value kept only when it is a string; anything else is checked and
+/// dropped like [`AnyValue`].
+struct StringOrAny(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for StringOrAny {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StringOrAny;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(Some(s.to_owned())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_unit<E>(self) -> Result<StringOrAny, E> {
+                Ok(StringOrAny(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<StringOrAny, A::Error> {
+                serde::de::Visitor::visit_seq(AnyValueVisitor, seq).map(|_| StringOrAny(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StringOrAny, A::Error> {
+                serde::de::Visitor::visit_map(AnyValueVisitor, map).map(|_| StringOrAny(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]

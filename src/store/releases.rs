@@ -14,7 +14,8 @@ pub struct NewImagePush<'a> {
     pub component: &'a str,
     pub image: String,
     pub tag: Option<&'a str>,
-    pub digest: &'a str,
+    /// `None` until resolved, when the payload named no digest.
+    pub digest: Option<&'a str>,
     pub pushed_at: i64,
 }
 
@@ -27,7 +28,8 @@ pub struct ImagePush {
     pub component: String,
     pub image: String,
     pub tag: Option<String>,
-    pub digest: String,
+    /// `None` while a push whose payload named no digest is unresolved.
+    pub digest: Option<String>,
     pub pushed_at: i64,
     pub commit_sha: Option<String>,
     pub commit_origin: Option<String>,
@@ -70,6 +72,19 @@ pub async fn record_push(
         id
     });
     Ok(id)
+}
+
+/// Stores the digest a push's tag was resolved to (for payloads that named
+/// none). Only fills a missing digest: a recorded one is never changed.
+pub async fn set_push_digest(db: &Db, push_id: i64, digest: &str) -> Result<(), StoreError> {
+    with_pool!(db.writer(), |pool| {
+        sqlx::query("UPDATE image_pushes SET digest = $1 WHERE id = $2 AND digest IS NULL")
+            .bind(digest)
+            .bind(push_id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
 }
 
 /// The push recorded from inbox row `delivery_row`.

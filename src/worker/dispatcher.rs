@@ -519,14 +519,23 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
         ));
     };
     let tag = push.tag.as_deref().and_then(|t| Tag::parse(t).ok());
-    let labels = match outbox.registries.get(&push.source) {
+    let reader = outbox.registries.get(&push.source);
+    let repository = push
+        .image
+        .split_once('/')
+        .map_or(push.image.as_str(), |(_, r)| r);
+    let digest = match push.digest.as_deref() {
+        Some(digest) => crate::domain::Digest::parse(digest)
+            .map_err(|e| Failure::Permanent(format!("stored digest: {e}")))?,
+        None => {
+            let digest =
+                resolve_tag(reader.map(|r| r.as_ref()), &push, repository, tag.as_ref()).await?;
+            releases::set_push_digest(&outbox.db, push.id, digest.as_str()).await?;
+            digest
+        }
+    };
+    let labels = match reader {
         Some(reader) => {
-            let repository = push
-                .image
-                .split_once('/')
-                .map_or(push.image.as_str(), |(_, r)| r);
-            let digest = crate::domain::Digest::parse(&push.digest)
-                .map_err(|e| Failure::Permanent(format!("stored digest: {e}")))?;
             match reader.image_source(repository, &digest).await {
                 Ok(source) => Some(source),
                 Err(RegistryError::Transient(error)) => {
@@ -546,12 +555,17 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
     };
     let revision = labels.as_ref().and_then(|l| l.revision.as_deref());
     let source_url = labels.as_ref().and_then(|l| l.source.as_deref());
-    let from_build =
-        match builds::commit_for(&outbox.db, &push.digest, &push.image, push.tag.as_deref()).await?
-        {
-            Some(sha) => CommitSha::parse(&sha).ok(),
-            None => None,
-        };
+    let from_build = match builds::commit_for(
+        &outbox.db,
+        digest.as_str(),
+        &push.image,
+        push.tag.as_deref(),
+    )
+    .await?
+    {
+        Some(sha) => CommitSha::parse(&sha).ok(),
+        None => None,
+    };
     let commit = source_commit(revision, tag.as_ref(), from_build);
 
     let name = tag.as_ref().map(|t| release_name(&component.name, t));
@@ -562,7 +576,7 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
             component: &component.name,
             image: &push.image,
             tag: tag.as_str(),
-            digest: &push.digest,
+            digest: digest.as_str(),
             repository: &repository,
         }),
         _ => None,
@@ -582,7 +596,7 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
             component: &component.name,
             image: &push.image,
             tag: push.tag.as_deref(),
-            digest: &push.digest,
+            digest: digest.as_str(),
             commit: sha,
             release: release_id.zip(name.as_deref()),
             public_url: outbox.public_url.as_deref(),
@@ -600,6 +614,41 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
         release_id,
         name.as_deref(),
     ))
+}
+
+/// The digest a push's tag names now, for payloads that named none (Quay,
+/// Docker Hub, Nexus): asked of the source's registry with its read
+/// credentials. An unreachable registry retries with backoff; an unknown
+/// tag, or a source that cannot be asked, ends the job with the reason.
+async fn resolve_tag(
+    reader: Option<&crate::registry::RegistryReader>,
+    push: &releases::ImagePush,
+    repository: &str,
+    tag: Option<&Tag>,
+) -> Result<crate::domain::Digest, Failure> {
+    let Some(tag) = tag else {
+        return Err(Failure::Permanent(format!(
+            "{}: the push names neither a digest nor a tag",
+            push.image
+        )));
+    };
+    let Some(reader) = reader else {
+        return Err(Failure::Permanent(format!(
+            "{}:{tag}: the payload names no digest and source {:?} has no api_url to resolve the tag with",
+            push.image, push.source
+        )));
+    };
+    match reader.resolve_tag(repository, tag).await {
+        Ok(digest) => Ok(digest),
+        Err(RegistryError::Transient(error)) => Err(Failure::Transient {
+            error: format!("resolving {}:{tag}: {error}", push.image),
+            not_before: None,
+        }),
+        Err(RegistryError::Permanent(error)) => Err(Failure::Permanent(format!(
+            "resolving {}:{tag}: {error}",
+            push.image
+        ))),
+    }
 }
 
 fn describe_resolution(

@@ -208,6 +208,7 @@ impl InboxWorker {
             content_type: delivery.content_type.as_deref(),
             body,
             registry: source.registry.as_deref(),
+            delivery_id: &delivery.delivery_id,
         };
         let event = match ingest::parse(&payload) {
             Ok(event) => event,

@@ -82,10 +82,17 @@ impl Reactor {
         delivery: DeliveryContext<'_>,
         image: &ImagePushed,
     ) -> Result<Outcome, StoreError> {
-        let reference = match &image.tag {
-            Some(tag) => format!("{}:{tag} {}", image.image, image.digest),
-            None => format!("{}@{}", image.image, image.digest),
+        let reference = match (&image.tag, &image.digest) {
+            (Some(tag), Some(digest)) => format!("{}:{tag} {digest}", image.image),
+            (Some(tag), None) => format!("{}:{tag}", image.image),
+            (None, Some(digest)) => format!("{}@{digest}", image.image),
+            (None, None) => image.image.to_string(),
         };
+        if image.tag.is_none() && image.digest.is_none() {
+            return Ok(Outcome::Ignored(format!(
+                "image {reference}: neither a tag nor a digest was pushed"
+            )));
+        }
         let Some(component) = self.outbox.components.for_image(&image.image) else {
             return Ok(Outcome::Ignored(format!(
                 "image {reference} matches no component"
@@ -103,7 +110,7 @@ impl Reactor {
                 component: &component.name,
                 image: image.image.to_string(),
                 tag: image.tag.as_ref().map(|t| t.as_str()),
-                digest: image.digest.as_str(),
+                digest: image.digest.as_ref().map(|d| d.as_str()),
                 pushed_at: now_ms(),
             },
             &resolve,
@@ -226,10 +233,10 @@ impl Reactor {
 
     /// The release `push` made, as `(id, name)`.
     async fn release_of(&self, push: &ImagePush) -> Result<Option<(i64, String)>, StoreError> {
-        let Some(tag) = &push.tag else {
+        let (Some(tag), Some(digest)) = (&push.tag, &push.digest) else {
             return Ok(None);
         };
-        let release = releases::find(&self.outbox.db, &push.component, &push.digest, tag).await?;
+        let release = releases::find(&self.outbox.db, &push.component, digest, tag).await?;
         Ok(release.map(|r| (r.id, r.name)))
     }
 
@@ -244,7 +251,8 @@ impl Reactor {
             component: &push.component,
             image: &push.image,
             tag: push.tag.as_deref(),
-            digest: &push.digest,
+            // Pushes with a source commit were resolved, digest included.
+            digest: push.digest.as_deref().unwrap_or_default(),
             commit: sha,
             release: release.map(|(id, name)| (*id, name.as_str())),
             public_url: self.outbox.public_url.as_deref(),

@@ -254,6 +254,93 @@ async fn sigterm_stops_the_server_gracefully() {
 }
 
 #[tokio::test]
+async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
+    const TOKEN: &str = "quay-url-token-in-the-log-test";
+    const WRONG: &str = "wrong-url-token-in-the-log-test";
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let token_file = dir.path().join("quay-token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let extra = format!(
+        "[[sources]]\nname = \"quay\"\nkind = \"quay\"\nsecrets = [\"file:{}\"]\n\n\
+         [[components]]\nname = \"quay-repo\"\nimage = \"quay.io/mynamespace/repository\"\n\
+         repository = \"github:octo-org/quay-repo\"\nrelease_tags = [\"latest\"]\n",
+        token_file.display()
+    );
+    let config = write_config(dir.path(), &db_url, true, true, &extra);
+    let port = free_port();
+    let child = portcall(&config)
+        .arg("serve")
+        .env("RUST_LOG", "trace")
+        .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("portcall starts");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "portcall did not start");
+    let post = |token: &'static str| {
+        client
+            .post(format!(
+                "http://127.0.0.1:{port}/webhooks/quay?token={token}"
+            ))
+            .header("Content-Type", "application/json")
+            .body(fixture("quay/repo_push.json"))
+            .send()
+    };
+    assert_eq!(post(TOKEN).await.unwrap().status().as_u16(), 202);
+    assert_eq!(post(TOKEN).await.unwrap().status().as_u16(), 200);
+    let refused = post(WRONG).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(!refused.text().await.unwrap().contains(WRONG));
+    // Let the worker process the push (its resolution ends: no api_url).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("portcall exits after SIGTERM")
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(log.contains("webhook refused"), "nothing was logged: {log}");
+    assert!(
+        log.contains("no api_url"),
+        "the resolution did not run: {log}"
+    );
+    for secret in [TOKEN, WRONG] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
+    // The rejection names the credential's place (`?token=`), never its value
+    // or the request's query string.
+    for line in log.lines().filter(|l| l.contains("?token=")) {
+        assert!(line.contains("?token= does not match"), "{line}");
+    }
+}
+
+#[tokio::test]
 async fn a_query_token_never_reaches_the_log_even_at_debug() {
     const TOKEN: &str = "gar-query-token-value";
     let dir = tempfile::tempdir().unwrap();

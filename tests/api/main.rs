@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod outbox;
 mod providers;
+mod registries;
 mod registries_cloud;
 mod registry;
 mod registry_reader;

@@ -583,7 +583,12 @@ on_both_backends! {
         let kinds: Vec<&str> = types.iter().map(|t| t["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["source:github", "source:gitlab", "source:distribution", "source:standard", "source:acr", "source:ecr", "source:gar", "provider:github", "provider:gitlab"]
+            [
+                "source:github", "source:gitlab", "source:distribution", "source:standard",
+                "source:acr", "source:ecr", "source:gar",
+                "source:harbor", "source:quay", "source:dockerhub", "source:jfrog", "source:nexus",
+                "provider:github", "provider:gitlab"
+            ]
         );
         let fields = |kind: &str| -> Vec<String> {
             types.iter().find(|t| t["kind"] == kind).unwrap()["inputs"]
@@ -598,6 +603,13 @@ on_both_backends! {
             fields("source:distribution"),
             ["name", "kind", "secrets", "registry", "api_url", "username", "password"]
         );
+        assert_eq!(
+            fields("source:jfrog"),
+            ["name", "kind", "secrets", "registry", "api_url", "username", "password", "signed"]
+        );
+        let jfrog = types.iter().find(|t| t["kind"] == "source:jfrog").unwrap();
+        assert_eq!(jfrog["inputs"][7]["type"], "boolean");
+        assert_eq!(jfrog["inputs"][3]["required"], true);
         assert_eq!(fields("provider:github"), ["app_id", "private_key", "api_url"]);
         assert_eq!(fields("provider:gitlab"), ["url", "token"]);
         assert_eq!(fields("source:acr"), ["name", "kind", "secrets", "registry"]);

@@ -4,7 +4,7 @@
 //! wiremock alone for the answers a healthy registry does not give.
 
 use base64::Engine as _;
-use portcall::domain::Digest;
+use portcall::domain::{Digest, Tag};
 use portcall::ingest::RegistryApi;
 use portcall::registry::{ImageSource, RegistryError, RegistryReader};
 use secrecy::SecretString;
@@ -163,6 +163,89 @@ async fn a_registry_that_is_not_listening_is_a_transient_error() {
     assert!(error.is_transient(), "{error:?}");
 }
 
+#[tokio::test]
+async fn a_tag_resolves_to_the_digest_the_registry_holds_for_it() {
+    if !registry_tools_installed() {
+        return;
+    }
+    let registry = Registry::start_with(RegistryOptions::default()).await;
+    let image = OciImage::build();
+    registry.push(&image).await;
+    let index = OciImage::index(
+        &[
+            ManifestSpec::linux_amd64(),
+            ManifestSpec::new("linux", "arm64"),
+        ],
+        &[],
+    );
+    registry.push_to(&index, REPOSITORY, "multi").await;
+
+    let reader = reader(&registry.api_url());
+    let tag = |t: &str| Tag::parse(t).unwrap();
+    assert_eq!(
+        reader.resolve_tag(REPOSITORY, &tag(TAG)).await,
+        Ok(digest(image.digest()))
+    );
+    // An index resolves to the index's own digest, not a platform's.
+    assert_eq!(
+        reader.resolve_tag(REPOSITORY, &tag("multi")).await,
+        Ok(digest(index.digest()))
+    );
+    for (repository, t) in [(REPOSITORY, "v9.9.9"), ("octo-org/never-pushed", TAG)] {
+        let error = reader
+            .resolve_tag(repository, &tag(t))
+            .await
+            .expect_err("nothing has that tag");
+        assert!(!error.is_transient(), "{repository}:{t}: {error:?}");
+    }
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn a_tag_is_resolved_with_basic_credentials_where_the_registry_demands_them() {
+    if !registry_tools_installed() || !tools_installed(&["htpasswd"]) {
+        return;
+    }
+    let registry = Registry::start_with(RegistryOptions {
+        basic_auth: Some((READER.into(), READER_PASSWORD.into())),
+        ..RegistryOptions::default()
+    })
+    .await;
+    let image = OciImage::build();
+    registry.push(&image).await;
+    let tag = Tag::parse(TAG).unwrap();
+    assert_eq!(
+        reader_with(&registry.api_url(), READER, READER_PASSWORD)
+            .resolve_tag(REPOSITORY, &tag)
+            .await,
+        Ok(digest(image.digest())),
+        "{}",
+        registry.log()
+    );
+    for anonymous_or_wrong in [
+        reader(&registry.api_url()),
+        reader_with(&registry.api_url(), READER, "wrong"),
+    ] {
+        let error = anonymous_or_wrong
+            .resolve_tag(REPOSITORY, &tag)
+            .await
+            .expect_err("refused");
+        assert!(!error.is_transient(), "{error:?}");
+        assert!(!error.to_string().contains(READER_PASSWORD), "{error}");
+    }
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn resolving_a_tag_at_a_registry_that_is_not_listening_is_transient() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let error = reader(&url)
+        .resolve_tag(REPOSITORY, &Tag::parse(TAG).unwrap())
+        .await
+        .expect_err("nothing listens there");
+    assert!(error.is_transient(), "{error:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Token authentication against the real registry.
 
@@ -274,7 +357,8 @@ async fn a_token_protected_registry_is_read_with_a_pull_token_bought_with_the_cr
             "expires_in": 300,
         })))
         .with_priority(1)
-        .expect(1)
+        // Reading the labels, then resolving a tag: each authenticates.
+        .expect(1..=2)
         .named("pull token for the reader")
         .mount(&tokens.server)
         .await;
@@ -328,12 +412,21 @@ async fn a_token_protected_registry_is_read_with_a_pull_token_bought_with_the_cr
         "{www_authenticate}"
     );
 
-    let source = reader_with(&registry.api_url(), READER, READER_PASSWORD)
-        .image_source(REPOSITORY, &image_digest)
-        .await;
+    let token_reader = reader_with(&registry.api_url(), READER, READER_PASSWORD);
+    let source = token_reader.image_source(REPOSITORY, &image_digest).await;
     assert_eq!(
         source,
         Ok(found(REVISION, SOURCE_URL)),
+        "{}",
+        registry.log()
+    );
+    // A tag is resolved through the same handshake (a payload without a
+    // digest: Quay, Docker Hub, Nexus).
+    assert_eq!(
+        token_reader
+            .resolve_tag(REPOSITORY, &Tag::parse(TAG).unwrap())
+            .await,
+        Ok(image_digest.clone()),
         "{}",
         registry.log()
     );

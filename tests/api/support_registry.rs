@@ -103,6 +103,10 @@ pub struct RegistryOptions {
     /// If another process takes it first, the start fails and the caller
     /// picks again (see `release_e2e.rs`).
     pub port: Option<u16>,
+    /// Require HTTP Basic credentials (`auth: htpasswd:`), this user and
+    /// password; pushes then send them too. The bcrypt entry is written
+    /// with `htpasswd -B` (apache2-utils).
+    pub basic_auth: Option<(String, String)>,
 }
 
 /// Distribution's `auth: token:` section: clients are sent to `realm` for a
@@ -122,6 +126,8 @@ pub struct Registry {
     port: u16,
     child: Child,
     dir: tempfile::TempDir,
+    /// `user:password` for pushes to a registry behind basic auth.
+    creds: Option<String>,
 }
 
 impl Registry {
@@ -170,7 +176,16 @@ impl Registry {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run docker-registry: {e}"))?;
-        let mut registry = Self { port, child, dir };
+        let creds = options
+            .basic_auth
+            .as_ref()
+            .map(|(user, password)| format!("{user}:{password}"));
+        let mut registry = Self {
+            port,
+            child,
+            dir,
+            creds,
+        };
 
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -223,6 +238,9 @@ impl Registry {
         ]);
         if image.index_digest.is_some() {
             command.arg("--all");
+        }
+        if let Some(creds) = &self.creds {
+            command.arg(format!("--dest-creds={creds}"));
         }
         let output = command
             .arg(format!("oci:{}:{TAG}", image.layout().display()))
@@ -314,6 +332,24 @@ http:
       threshold: 5
       backoff: 1s
 "#
+        ));
+    }
+    if let Some((user, password)) = &options.basic_auth {
+        let file = dir.join("htpasswd");
+        let output = std::process::Command::new("htpasswd")
+            .args(["-B", "-b", "-c"])
+            .arg(&file)
+            .args([user, password])
+            .output()
+            .expect("htpasswd runs (apt-get install apache2-utils)");
+        assert!(output.status.success(), "htpasswd failed: {output:?}");
+        config.push_str(&format!(
+            r#"auth:
+  htpasswd:
+    realm: portcall-test
+    path: {path}
+"#,
+            path = file.display(),
         ));
     }
     if let Some(token) = &options.token_auth {

@@ -89,7 +89,7 @@ mod tests {
             Event::ImagePushed(ImagePushed {
                 image: ImageName::new("myregistry.azurecr.io", "hello-world").unwrap(),
                 tag: Some(Tag::parse("v1").unwrap()),
-                digest: Digest::parse(DIGEST).unwrap(),
+                digest: Some(Digest::parse(DIGEST).unwrap()),
                 media_type: Some("application/vnd.docker.distribution.manifest.v2+json".into()),
             })
         );

@@ -132,7 +132,7 @@ fn manifest_push(event_json: &[u8], registry: Option<&str>) -> Result<Event, Par
     Ok(Event::ImagePushed(ImagePushed {
         image,
         tag,
-        digest,
+        digest: Some(digest),
         media_type: Some(target.media_type.into_owned()),
     }))
 }
@@ -192,7 +192,7 @@ mod tests {
         Event::ImagePushed(ImagePushed {
             image: ImageName::new(registry, "octo-org/hello-world").unwrap(),
             tag: Some(Tag::parse("v1.2.0").unwrap()),
-            digest: Digest::parse(CAPTURED_DIGEST).unwrap(),
+            digest: Some(Digest::parse(CAPTURED_DIGEST).unwrap()),
             media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
         })
     }
@@ -233,10 +233,12 @@ mod tests {
                 Event::ImagePushed(ImagePushed {
                     image: ImageName::new("registrycluster.local", "library/test").unwrap(),
                     tag: None,
-                    digest: Digest::parse(
-                        "sha256:fea8895f450959fa676bcc1df0611ea93823a735a01205fd8622846041d0c7cf"
-                    )
-                    .unwrap(),
+                    digest: Some(
+                        Digest::parse(
+                            "sha256:fea8895f450959fa676bcc1df0611ea93823a735a01205fd8622846041d0c7cf"
+                        )
+                        .unwrap()
+                    ),
                     media_type: Some("application/vnd.docker.distribution.manifest.v2+json".into()),
                 }),
                 unknown("distribution blob push"),

@@ -121,7 +121,7 @@ mod tests {
                 )
                 .unwrap(),
                 tag: Some(Tag::parse("latest").unwrap()),
-                digest: Digest::parse(DIGEST).unwrap(),
+                digest: Some(Digest::parse(DIGEST).unwrap()),
                 media_type: None,
             })
         );

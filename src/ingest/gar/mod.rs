@@ -383,6 +383,7 @@ pub(crate) mod tests {
             secrets: secrets(secret_values),
             registry: None,
             registry_api: None,
+            signed: false,
             oidc: oidc.then(|| GoogleOidc::new(AUDIENCE, SERVICE_ACCOUNT, JWKS).unwrap()),
         }
     }

@@ -142,7 +142,7 @@ mod tests {
         Event::ImagePushed(ImagePushed {
             image: ImageName::new(host, path).unwrap(),
             tag: tag.map(|t| Tag::parse(t).unwrap()),
-            digest: Digest::parse(DIGEST).unwrap(),
+            digest: Some(Digest::parse(DIGEST).unwrap()),
             media_type: None,
         })
     }

@@ -510,7 +510,7 @@ mod tests {
         Event::ImagePushed(ImagePushed {
             image: ImageName::new("ghcr.io", "octo-org/hello-world").unwrap(),
             tag: tag.map(|t| Tag::parse(t).unwrap()),
-            digest: Digest::parse(GHCR_DIGEST).unwrap(),
+            digest: Some(Digest::parse(GHCR_DIGEST).unwrap()),
             media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
         })
     }
