@@ -476,6 +476,32 @@ pub fn verify(
     }
 }
 
+/// Authenticates a sender that cannot set headers (Quay, Docker Hub) by its
+/// `?token=`, then checks that the body is one JSON object.
+pub(crate) fn verify_query_token_json(
+    secrets: &[HookSecret],
+    headers: &dyn Headers,
+    query: &str,
+    body: &[u8],
+    what: &'static str,
+) -> Result<(), Rejection> {
+    let token = query_token(query)?;
+    if !hmac::any_token_matches(secrets, token.as_bytes()) {
+        return Err(Rejection::SignatureMismatch("?token="));
+    }
+    let content_type = media_type(headers)?;
+    if content_type.is_some_and(|ct| ct != "application/json") {
+        return Err(Rejection::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    check_json_object(body, None).map_err(|e| Rejection::InvalidBody {
+        what,
+        detail: e.to_string(),
+    })?;
+    Ok(())
+}
+
 /// The `?token=` credential of a query string: the secret of senders that
 /// cannot set headers. It is compared in constant time by the caller and
 /// never logged; the query string itself is never stored.
@@ -556,6 +582,32 @@ pub(crate) fn bearer_token_matches(
     } else {
         Err(Rejection::SignatureMismatch("Authorization"))
     }
+}
+
+/// Verifies a JSON event sent with `Authorization: Bearer <secret>` (ACR,
+/// and ECR through an EventBridge API destination): one request is one
+/// event, keyed by its top-level `id`, named by its `event_field`.
+pub(crate) fn verify_bearer_event(
+    secrets: &[HookSecret],
+    headers: &dyn Headers,
+    body: Bytes,
+    what: &'static str,
+    event_field: &'static str,
+) -> Result<NewDelivery, Rejection> {
+    const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
+    bearer_token_matches(secrets, headers)?;
+    let [id, event] =
+        json_object_fields(&body, ["id", event_field]).map_err(|e| Rejection::InvalidBody {
+            what,
+            detail: e.to_string(),
+        })?;
+    Ok(NewDelivery {
+        delivery_id: delivery_id_field(what, "id", id)?,
+        event: event_name_field(event),
+        headers: keep_headers(headers, KEPT_HEADERS),
+        content_type: Some("application/json".into()),
+        body,
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

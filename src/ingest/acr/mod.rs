@@ -6,12 +6,7 @@ pub mod payload;
 
 use bytes::Bytes;
 
-use super::{
-    bearer_token_matches, delivery_id_field, event_name_field, json_object_fields, keep_headers,
-    Headers, HookSecret, NewDelivery, Rejection,
-};
-
-const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
+use super::{verify_bearer_event, Headers, HookSecret, NewDelivery, Rejection};
 
 const WHAT: &str = "Azure Container Registry event";
 
@@ -21,19 +16,7 @@ pub fn verify(
     headers: &dyn Headers,
     body: Bytes,
 ) -> Result<NewDelivery, Rejection> {
-    bearer_token_matches(secrets, headers)?;
-    let [id, action] =
-        json_object_fields(&body, ["id", "action"]).map_err(|e| Rejection::InvalidBody {
-            what: WHAT,
-            detail: e.to_string(),
-        })?;
-    Ok(NewDelivery {
-        delivery_id: delivery_id_field(WHAT, "id", id)?,
-        event: event_name_field(action),
-        headers: keep_headers(headers, KEPT_HEADERS),
-        content_type: Some("application/json".into()),
-        body,
-    })
+    verify_bearer_event(secrets, headers, body, WHAT, "action")
 }
 
 #[cfg(test)]

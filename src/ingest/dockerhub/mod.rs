@@ -8,10 +8,9 @@ pub mod payload;
 
 use bytes::Bytes;
 
-use super::hmac::any_token_matches;
 use super::{
-    body_hash_id, check_json_object, keep_headers, media_type, query_token, Headers, HookSecret,
-    NewDelivery, Rejection,
+    body_hash_id, keep_headers, verify_query_token_json, Headers, HookSecret, NewDelivery,
+    Rejection,
 };
 
 const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
@@ -23,20 +22,7 @@ pub fn verify(
     query: &str,
     body: Bytes,
 ) -> Result<NewDelivery, Rejection> {
-    let token = query_token(query)?;
-    if !any_token_matches(secrets, token.as_bytes()) {
-        return Err(Rejection::SignatureMismatch("?token="));
-    }
-    let ct = media_type(headers)?;
-    if ct.as_deref().is_some_and(|ct| ct != "application/json") {
-        return Err(Rejection::UnsupportedMediaType {
-            expected: "application/json",
-        });
-    }
-    check_json_object(&body, None).map_err(|e| Rejection::InvalidBody {
-        what: "Docker Hub webhook",
-        detail: e.to_string(),
-    })?;
+    verify_query_token_json(secrets, headers, query, &body, "Docker Hub webhook")?;
     Ok(NewDelivery {
         delivery_id: body_hash_id(&body),
         event: "push".into(),

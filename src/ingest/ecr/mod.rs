@@ -8,12 +8,7 @@ pub mod payload;
 
 use bytes::Bytes;
 
-use super::{
-    bearer_token_matches, delivery_id_field, event_name_field, json_object_fields, keep_headers,
-    Headers, HookSecret, NewDelivery, Rejection,
-};
-
-const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
+use super::{verify_bearer_event, Headers, HookSecret, NewDelivery, Rejection};
 
 const WHAT: &str = "EventBridge event";
 
@@ -23,19 +18,7 @@ pub fn verify(
     headers: &dyn Headers,
     body: Bytes,
 ) -> Result<NewDelivery, Rejection> {
-    bearer_token_matches(secrets, headers)?;
-    let [id, detail_type] =
-        json_object_fields(&body, ["id", "detail-type"]).map_err(|e| Rejection::InvalidBody {
-            what: WHAT,
-            detail: e.to_string(),
-        })?;
-    Ok(NewDelivery {
-        delivery_id: delivery_id_field(WHAT, "id", id)?,
-        event: event_name_field(detail_type),
-        headers: keep_headers(headers, KEPT_HEADERS),
-        content_type: Some("application/json".into()),
-        body,
-    })
+    verify_bearer_event(secrets, headers, body, WHAT, "detail-type")
 }
 
 #[cfg(test)]
