@@ -13,6 +13,7 @@ mod concurrency;
 mod deployments;
 mod events;
 mod inbox;
+mod logs;
 mod metrics;
 mod openapi;
 mod operations;
