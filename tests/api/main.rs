@@ -14,6 +14,7 @@ mod deployments;
 mod events;
 mod inbox;
 mod logs;
+mod manifests;
 mod metrics;
 mod openapi;
 mod operations;
