@@ -279,3 +279,33 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_metric_is_registered_with_help() {
+        let metrics = Metrics::new();
+        for name in [
+            "integrations_health_check_total",
+            "integrations_test_connection_duration_seconds",
+            "scm_annotation_total",
+            "scm_annotation_duration_seconds",
+            "portcall_webhook_deliveries_total",
+            "portcall_webhook_verify_failures_total",
+            "portcall_ingest_duration_seconds",
+            "portcall_inbox_pending",
+            "portcall_jobs",
+            "portcall_job_attempts_total",
+            "portcall_releases_created_total",
+            "portcall_github_ratelimit_remaining",
+        ] {
+            assert!(metrics.names().iter().any(|n| n == name), "{name}");
+        }
+        metrics.inbox_pending.set(3);
+        assert!(metrics
+            .render()
+            .contains("# HELP portcall_inbox_pending Deliveries stored"));
+    }
+}
