@@ -160,3 +160,99 @@ impl ScmClient for Instrumented {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::Provider;
+    use crate::scm::{CheckConclusion, StatusState};
+
+    /// Succeeds at statuses, fails transiently at listing pull requests and
+    /// permanently at everything else.
+    struct Fake;
+
+    #[async_trait]
+    impl ScmClient for Fake {
+        async fn post_status(
+            &self,
+            _: &RepoSlug,
+            _: &CommitSha,
+            _: &CommitStatus,
+        ) -> Result<(), ScmError> {
+            Ok(())
+        }
+        async fn create_check_run(&self, _: &RepoSlug, _: &CheckRun) -> Result<(), ScmError> {
+            Err(ScmError::permanent(Some(422), "no"))
+        }
+        async fn open_pull_requests(
+            &self,
+            _: &RepoSlug,
+            _: &CommitSha,
+        ) -> Result<Vec<u64>, ScmError> {
+            Err(ScmError::transient("later", None))
+        }
+        async fn upsert_comment(
+            &self,
+            _: &RepoSlug,
+            _: u64,
+            _: &str,
+            _: &str,
+        ) -> Result<CommentAction, ScmError> {
+            Err(ScmError::permanent(Some(404), "gone"))
+        }
+        async fn report_deployment(
+            &self,
+            _: &RepoSlug,
+            _: &DeploymentReport,
+        ) -> Result<Option<u64>, DeploymentError> {
+            Err(ScmError::transient("later", None).into())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_is_counted_by_provider_operation_and_status_and_timed() {
+        let metrics = Metrics::new();
+        let client = Instrumented::new(Arc::new(Fake), "gitlab", metrics.clone());
+        let repo = RepoSlug::new(Provider::Gitlab, "group/project").unwrap();
+        let sha = CommitSha::parse("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c").unwrap();
+        let status = CommitStatus {
+            context: "portcall/release".into(),
+            state: StatusState::Success,
+            description: "released".into(),
+            target_url: None,
+        };
+        client.post_status(&repo, &sha, &status).await.unwrap();
+        client.post_status(&repo, &sha, &status).await.unwrap();
+        let check = CheckRun {
+            name: "portcall / release".into(),
+            head_sha: sha.clone(),
+            conclusion: CheckConclusion::Success,
+            title: "t".into(),
+            summary: "s".into(),
+            details_url: None,
+            external_id: None,
+            annotations: Vec::new(),
+        };
+        assert!(client.create_check_run(&repo, &check).await.is_err());
+        assert!(client.open_pull_requests(&repo, &sha).await.is_err());
+        assert!(client.upsert_comment(&repo, 7, "m", "m").await.is_err());
+
+        let count = |operation: &str, status: &str| {
+            metrics
+                .scm_annotations
+                .with_label_values(&["gitlab", operation, status])
+                .get()
+        };
+        assert_eq!(count("commit_status", "success"), 2);
+        assert_eq!(count("check_run", "permanent"), 1);
+        assert_eq!(count("list_pull_requests", "transient"), 1);
+        assert_eq!(count("comment", "permanent"), 1);
+        let timed = metrics
+            .scm_annotation_duration
+            .with_label_values(&["gitlab", "commit_status"])
+            .get_sample_count();
+        assert_eq!(timed, 2);
+    }
+}
