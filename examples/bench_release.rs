@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     );
     ensure!(concurrency > 0, "CONCURRENCY must be at least 1");
     if std::env::var_os("RUST_LOG").is_some() {
-        portcall::telemetry::init_tracing();
+        portcall::telemetry::init_tracing(portcall::telemetry::LogFormat::Text);
     }
 
     println!(

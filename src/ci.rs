@@ -77,7 +77,15 @@ pub async fn create_release(
             }
             .jobs(&component.repository, skip.as_deref())
         };
-        results.push(releases::create(&outbox.db, &new, jobs, now_ms()).await?);
+        let created = releases::create(&outbox.db, &new, jobs, now_ms()).await?;
+        if matches!(created, releases::Created::New(_)) {
+            outbox
+                .metrics
+                .releases_created
+                .with_label_values(&[component.name.as_str()])
+                .inc();
+        }
+        results.push(created);
     }
     Ok(results)
 }

@@ -227,7 +227,13 @@ impl Integrations {
     /// result; `None` if there is no such integration.
     pub async fn test(&self, name: &str) -> Option<TestReport> {
         let entry = self.entries.iter().find(|e| e.name == name)?;
+        let started = std::time::Instant::now();
         let probe = self.check(entry, Depth::Full).await;
+        self.metrics
+            .test_connection_duration
+            .with_label_values(&[entry.kind.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        self.count(entry, probe.health);
         entry.record(probe.health, probe.summary(), now_ms());
         Some(TestReport {
             integration: entry.current(),
@@ -239,6 +245,7 @@ impl Integrations {
     pub async fn check_all(&self) {
         let checks = self.entries.iter().map(|entry| async move {
             let probe = self.check(entry, Depth::Health).await;
+            self.count(entry, probe.health);
             entry.record(probe.health, probe.summary(), now_ms());
         });
         futures_util::future::join_all(checks).await;
@@ -269,6 +276,15 @@ impl Integrations {
             }
         }
         tracing::info!("integrations health monitor stopped");
+    }
+
+    /// Counts a check's conclusion in `integrations_health_check_total`,
+    /// labelled with the integration's kind (`provider:github`, …).
+    fn count(&self, entry: &Entry, health: Health) {
+        self.metrics
+            .health_checks
+            .with_label_values(&[entry.kind.as_str(), health.as_str()])
+            .inc();
     }
 
     async fn check(&self, entry: &Entry, depth: Depth) -> Probe {

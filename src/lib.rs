@@ -15,14 +15,16 @@
 //!   from the API); the dispatcher runs them, with retries and backoff.
 //! - [`registry`]: reads a pushed image's manifest and config from its
 //!   registry for the source commit (OCI annotations and labels).
-//! - [`scm`]: posting back to GitHub and GitLab behind one trait.
+//! - [`scm`]: posting back to GitHub and GitLab behind one trait, each
+//!   client wrapped in a decorator that adds metrics and spans.
 //! - [`probe`]: live checks of those services and registries (reachable?
 //!   credentials accepted?), implemented by each adapter.
 //! - [`integrations`]: every configured source, provider and registry with
 //!   its health, kept fresh by a background monitor.
 //! - [`domain`]: identifiers, normalized events, components and release
 //!   rules; no I/O.
-//! - [`telemetry`]: tracing and Prometheus metrics.
+//! - [`telemetry`]: tracing (text or JSON lines) and the Prometheus
+//!   metrics, whose names are a contract.
 //! - [`startup`]: builds the application, for `main` and for tests.
 //! - [`clock`]: the current time, injectable.
 

@@ -27,6 +27,16 @@ struct Cli {
     )]
     config: Option<PathBuf>,
 
+    /// How log lines on standard error are written.
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCALL_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: telemetry::LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +57,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_tracing();
+    telemetry::init_tracing(cli.log_format);
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {

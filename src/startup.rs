@@ -62,7 +62,7 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let wake_dispatcher = Arc::new(Notify::new());
         let (providers, hints) =
-            Providers::from_settings(settings.github.as_ref(), settings.gitlab.as_ref())?;
+            Providers::from_settings(settings.github.as_ref(), settings.gitlab.as_ref(), &metrics)?;
         let mut registries = HashMap::new();
         for source in &settings.sources {
             if let Some(api) = &source.registry_api {

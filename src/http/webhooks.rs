@@ -26,7 +26,20 @@ impl Headers for ActixHeaders<'_> {
     }
 }
 
-#[tracing::instrument(name = "webhook", skip_all, fields(source.name = %path.as_str(), deliveries))]
+// `integration` is the source's name, `provider` its kind; `delivery.id`
+// is the first delivery's id, recorded once verification has passed.
+#[tracing::instrument(
+    name = "webhook",
+    skip_all,
+    fields(
+        source.name = %path.as_str(),
+        integration = %path.as_str(),
+        provider = tracing::field::Empty,
+        operation = "receive",
+        delivery.id = tracing::field::Empty,
+        deliveries,
+    )
+)]
 async fn receive(
     path: web::Path<String>,
     request: HttpRequest,
@@ -39,6 +52,7 @@ async fn receive(
         .get(path.as_str())
         .ok_or_else(|| ApiError::not_found("no webhook source has that name"))?;
     let (name, kind) = (&*entry.name, entry.source.kind.as_str());
+    tracing::Span::current().record("provider", kind);
     let count = |outcome: &str| {
         state
             .metrics
@@ -79,7 +93,11 @@ async fn receive(
         .iter()
         .map(|d| d.delivery_id.as_str().to_owned())
         .collect();
-    tracing::Span::current().record("deliveries", ids.len());
+    let span = tracing::Span::current();
+    span.record("deliveries", ids.len());
+    if let Some(first) = ids.first() {
+        span.record("delivery.id", first.as_str());
+    }
     let inserted = state
         .inbox
         .commit(entry.name.clone(), deliveries)

@@ -11,6 +11,9 @@
 
 pub mod github;
 pub mod gitlab;
+mod instrumented;
+
+pub use instrumented::Instrumented;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -364,15 +367,24 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Clients for the configured providers, and the GitHub client's
-    /// installation hints.
+    /// Clients for the configured providers, each wrapped in
+    /// [`Instrumented`] (metrics and spans), and the GitHub client's
+    /// installation hints. The GitHub client reports its rate limit to
+    /// `metrics`.
     pub fn from_settings(
         github: Option<&crate::config::GithubSettings>,
         gitlab: Option<&crate::config::GitlabSettings>,
+        metrics: &crate::telemetry::Metrics,
     ) -> anyhow::Result<(Self, Option<Arc<dyn InstallationHints>>)> {
         use anyhow::Context as _;
         let github = github
-            .map(|s| github::GithubClient::new(s).map(Arc::new))
+            .map(|s| {
+                github::GithubClient::new(s).map(|client| {
+                    Arc::new(
+                        client.with_ratelimit_gauge(metrics.github_ratelimit_remaining.clone()),
+                    )
+                })
+            })
             .transpose()
             .context("[github]: cannot set up the GitHub App client")?;
         let gitlab = gitlab
@@ -385,8 +397,12 @@ impl Providers {
             Self {
                 github_check: github.clone().map(|g| g as Arc<dyn HealthCheck>),
                 gitlab_check: gitlab.clone().map(|g| g as Arc<dyn HealthCheck>),
-                github: github.map(|g| g as Arc<dyn ScmClient>),
-                gitlab: gitlab.map(|g| g as Arc<dyn ScmClient>),
+                github: github.map(|g| {
+                    Arc::new(Instrumented::new(g, "github", metrics.clone())) as Arc<dyn ScmClient>
+                }),
+                gitlab: gitlab.map(|g| {
+                    Arc::new(Instrumented::new(g, "gitlab", metrics.clone())) as Arc<dyn ScmClient>
+                }),
             },
             hints,
         ))

@@ -394,6 +394,25 @@ pub async fn retry(db: &Db, id: i64, now_ms: i64) -> Result<(), RetryError> {
     }
 }
 
+/// How many jobs are in each state, every state listed (zero included).
+pub async fn count_by_state(db: &Db) -> Result<Vec<(JobState, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(JobState::ALL
+        .into_iter()
+        .map(|state| {
+            let count = rows
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n);
+            (state, count)
+        })
+        .collect())
+}
+
 /// How many jobs wait to run.
 pub async fn count_pending(db: &Db) -> Result<i64, StoreError> {
     Ok(with_pool!(db.reader(), |pool| {

@@ -146,14 +146,15 @@ pub struct NewRelease<'a> {
 
 /// Records a push's resolution, creates its release (once per component,
 /// digest and tag) and enqueues the jobs `jobs` makes for the release id
-/// (new or existing), in one transaction. Returns the release id, if any.
+/// (new or existing), in one transaction. Returns the release id, if any,
+/// and whether this call created it.
 pub async fn resolve_push(
     db: &Db,
     push_id: i64,
     resolution: &Resolution<'_>,
     jobs: impl FnOnce(Option<i64>) -> Vec<NewJob>,
     now_ms: i64,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<(Option<i64>, bool), StoreError> {
     let release_id = with_pool!(db.writer(), |pool| {
         let mut tx = pool.begin().await?;
         sqlx::query(
@@ -167,9 +168,10 @@ pub async fn resolve_push(
         .bind(push_id)
         .execute(&mut *tx)
         .await?;
+        let mut created = false;
         let release_id: Option<i64> = match &resolution.release {
             Some(r) => {
-                sqlx::query(
+                created = sqlx::query(
                     "INSERT INTO releases \
                      (name, component, image, tag, digest, repository, commit_sha, source_url, \
                       created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -185,7 +187,9 @@ pub async fn resolve_push(
                 .bind(resolution.source_url)
                 .bind(now_ms)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    == 1;
                 let id: i64 = sqlx::query_scalar(
                     "SELECT id FROM releases WHERE component = $1 AND digest = $2 AND tag = $3",
                 )
@@ -213,7 +217,7 @@ pub async fn resolve_push(
             jobs::insert!(&mut *tx, &job, now_ms);
         }
         tx.commit().await?;
-        release_id
+        (release_id, created)
     });
     Ok(release_id)
 }

@@ -215,7 +215,21 @@ impl Dispatcher {
         let owner = self.owner.clone();
         let settings = self.settings.clone();
         let per_target = self.per_target.clone();
-        let span = tracing::info_span!("job", job.id = job.id, job.kind = %job.kind, repo.slug = job.repository.as_deref().unwrap_or(""));
+        let provider = job_provider(&job);
+        // `integration` and `provider` name what the job talks to; `commit`
+        // and `pr` are recorded once the payload is read (in `execute`).
+        let span = tracing::info_span!(
+            "job",
+            job.id = job.id,
+            job.kind = %job.kind,
+            operation = %job.kind,
+            provider,
+            integration = %job_integration(provider),
+            repo.slug = job.repository.as_deref().unwrap_or(""),
+            release.id = job.release_id,
+            commit = tracing::field::Empty,
+            pr = tracing::field::Empty,
+        );
         async move {
             let _permit = permit;
             let execution = execute(&outbox, &settings, &per_target, &job).await;
@@ -244,8 +258,8 @@ impl Dispatcher {
             }
             outbox
                 .metrics
-                .outbox_jobs
-                .with_label_values(&[&job.kind, outcome])
+                .job_attempts
+                .with_label_values(&[provider, &job.kind, outcome])
                 .inc();
             match jobs::finish(
                 &outbox.db,
@@ -271,6 +285,52 @@ impl Dispatcher {
     }
 }
 
+/// What a job talks to, for the `provider` label and log field: the
+/// repository's provider, or `registry` for reading an image.
+fn job_provider(job: &ClaimedJob) -> &'static str {
+    match job.repository.as_deref().and_then(|r| r.split_once(':')) {
+        Some(("github", _)) => "github",
+        Some(("gitlab", _)) => "gitlab",
+        _ if job.kind == "resolve_image" => "registry",
+        _ => "unknown",
+    }
+}
+
+/// The integration (as `/api/v1/integrations` names it) a job's provider
+/// is: `provider:github`, `provider:gitlab`, or the registries.
+fn job_integration(provider: &str) -> String {
+    match provider {
+        "github" | "gitlab" => format!("provider:{provider}"),
+        other => other.to_owned(),
+    }
+}
+
+/// Records the commit and pull request a job acts on in the current (job)
+/// span, so every line logged while it runs carries them.
+fn record_targets(job: &Job) {
+    let span = tracing::Span::current();
+    match job {
+        Job::ResolveImage { .. } => {}
+        Job::CommitStatus { sha, .. } => {
+            span.record("commit", sha.as_str());
+        }
+        Job::CheckRun { check, .. } => {
+            span.record("commit", check.head_sha.as_str());
+        }
+        Job::PrComment {
+            sha, pull_request, ..
+        } => {
+            span.record("commit", sha.as_str());
+            if let Some(number) = pull_request {
+                span.record("pr", number);
+            }
+        }
+        Job::Deployment { report, .. } => {
+            span.record("commit", report.sha.as_str());
+        }
+    }
+}
+
 /// Runs one attempt and decides what happens next.
 async fn execute(
     outbox: &Outbox,
@@ -290,6 +350,7 @@ async fn execute(
             }
         }
     };
+    record_targets(&job);
     let mut follow_ups = Vec::new();
     let result = match &job {
         Job::ResolveImage { delivery_row } => resolve_image(outbox, *delivery_row).await,
@@ -603,8 +664,15 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
         }
         .jobs(&component.repository, skip.as_deref())
     };
-    let release_id =
+    let (release_id, created) =
         releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;
+    if created {
+        outbox
+            .metrics
+            .releases_created
+            .with_label_values(&[component.name.as_str()])
+            .inc();
+    }
     // Its jobs are committed: run them now, not after this job's own finish.
     outbox.wake.notify_one();
     Ok(describe_resolution(

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff;
 use super::handler::{DeliveryContext, EventHandler, HandlerError, Outcome};
 use crate::config::WorkerSettings;
+use crate::domain::Event;
 use crate::ingest::{self, SourceKind, StoredPayload};
 use crate::store::deliveries::{self, Claimed, Finish, Status};
 use crate::store::{now_ms, Db, StoreError};
@@ -160,7 +161,25 @@ impl InboxWorker {
         Ok(count)
     }
 
-    #[tracing::instrument(skip_all, fields(delivery.row = delivery.id, delivery.id = %delivery.delivery_id, source.name = %delivery.source, event.kind))]
+    /// Processes one delivery in a span that names it for every line logged
+    /// while it runs: `integration` (the source), `provider` (its kind),
+    /// `operation` (the sender's event name), and `commit` / `pr` once the
+    /// payload is parsed, where the event has them.
+    #[tracing::instrument(
+        name = "delivery",
+        skip_all,
+        fields(
+            delivery.row = delivery.id,
+            delivery.id = %delivery.delivery_id,
+            source.name = %delivery.source,
+            integration = %delivery.source,
+            provider = self.sources.get(&delivery.source).map_or("unknown", |s| s.kind.as_str()),
+            operation = %delivery.event,
+            event.kind,
+            commit,
+            pr,
+        )
+    )]
     async fn process(&self, delivery: &Claimed) -> Finish {
         let finish = self.outcome(delivery).await;
         let status = match &finish {
@@ -214,7 +233,24 @@ impl InboxWorker {
             Ok(event) => event,
             Err(error) => return failed(None, format!("cannot parse payload: {error}")),
         };
-        tracing::Span::current().record("event.kind", event.kind());
+        let span = tracing::Span::current();
+        span.record("event.kind", event.kind());
+        match &event {
+            Event::Push(push) => {
+                span.record("commit", push.after.as_str());
+            }
+            Event::TagPush(push) => {
+                span.record("commit", push.commit.as_str());
+            }
+            Event::PullRequest(pr) => {
+                span.record("commit", pr.head_sha.as_str());
+                span.record("pr", pr.number);
+            }
+            Event::CheckRunRerequested(check) => {
+                span.record("commit", check.head_sha.as_str());
+            }
+            _ => {}
+        }
         let context = DeliveryContext {
             id: delivery.id,
             source: &delivery.source,

@@ -71,6 +71,9 @@ pub struct GithubClient {
     installations: InstallationIds,
     tokens: TokenCache,
     clock: Clock,
+    /// `portcall_github_ratelimit_remaining{installation}`, set from each
+    /// installation call's `x-ratelimit-remaining`.
+    ratelimit: Option<prometheus::IntGaugeVec>,
 }
 
 /// Why a [`GithubClient`] could not be built. Never contains the key.
@@ -138,7 +141,15 @@ impl GithubClient {
             installations: InstallationIds::default(),
             tokens: TokenCache::default(),
             clock: Clock::system(),
+            ratelimit: None,
         })
+    }
+
+    /// Reports GitHub's `x-ratelimit-remaining` of each installation call
+    /// to `gauge`, labelled by installation id.
+    pub fn with_ratelimit_gauge(mut self, gauge: prometheus::IntGaugeVec) -> Self {
+        self.ratelimit = Some(gauge);
+        self
     }
 
     /// Uses `clock` for JWT times, token expiry and check-run timestamps.
@@ -339,7 +350,9 @@ impl GithubClient {
     ) -> Result<Answer, ScmError> {
         let installation = self.installation_for(repo).await?;
         let token = self.installation_token(installation).await?;
-        match self.exchange(&method, &target, &token.secret, body).await {
+        let answer = self.exchange(&method, &target, &token.secret, body).await;
+        self.note_ratelimit(installation, &answer);
+        match answer {
             Err(ScmError::Permanent {
                 status: Some(401), ..
             }) => {
@@ -349,9 +362,30 @@ impl GithubClient {
                 );
                 self.tokens.invalidate(installation, &token).await;
                 let token = self.installation_token(installation).await?;
-                self.exchange(&method, &target, &token.secret, body).await
+                let answer = self.exchange(&method, &target, &token.secret, body).await;
+                self.note_ratelimit(installation, &answer);
+                answer
             }
             other => other,
+        }
+    }
+
+    /// Sets the rate-limit gauge from a successful answer's
+    /// `x-ratelimit-remaining` (error answers are classified by octocrab
+    /// without their headers; the last success is what the gauge shows).
+    fn note_ratelimit(&self, installation: u64, answer: &Result<Answer, ScmError>) {
+        let (Some(gauge), Ok(answer)) = (&self.ratelimit, answer) else {
+            return;
+        };
+        if let Some(remaining) = answer
+            .headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            gauge
+                .with_label_values(&[installation.to_string().as_str()])
+                .set(remaining);
         }
     }
 
