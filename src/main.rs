@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+use portcall::cli;
 use portcall::config::Settings;
 use portcall::startup::Application;
 use portcall::store::Db;
@@ -13,7 +14,7 @@ use portcall::telemetry;
 /// Receives signed webhooks from source control and container registries,
 /// stores every delivery durably, and processes it in the background.
 #[derive(Debug, Parser)]
-#[command(name = "portcall", version, about, long_about = None)]
+#[command(name = "portcall", version, about, long_about = None, after_help = cli::EXIT_CODES_HELP)]
 struct Cli {
     /// The TOML configuration file. Every key can be overridden with an
     /// environment variable PORTCALL__SECTION__KEY (e.g.
@@ -43,10 +44,32 @@ enum Command {
     /// Validate the configuration and resolve every secret reference; print
     /// every problem found and exit non-zero if there is any.
     CheckConfig,
+    #[command(flatten)]
+    Client(cli::Command),
+    /// Print a shell completion script: `portcall completions bash >
+    /// /etc/bash_completion.d/portcall`, `… zsh > ~/.zfunc/_portcall`,
+    /// `… fish > ~/.config/fish/completions/portcall.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "portcall",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Client(command) => return run_client(command),
+        server => server,
+    };
     telemetry::init_tracing();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -66,7 +89,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve => {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped().await
@@ -86,12 +109,27 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Client(_) | Command::Completions { .. } => unreachable!("handled above"),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command (no configuration file, no tracing: it prints).
+fn run_client(command: cli::Command) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli::run(command)).into(),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
             ExitCode::FAILURE
         }
     }

@@ -34,8 +34,7 @@ pub(crate) fn any_hmac_sha256_matches(
 
 /// HMAC-SHA1 of `body` under `key` (Nexus signs with SHA-1).
 pub(crate) fn hmac_sha1(key: &[u8], body: &[u8]) -> [u8; 20] {
-    let mut mac =
-        Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(body);
     mac.finalize().into_bytes().into()
 }

@@ -42,7 +42,10 @@ impl std::fmt::Debug for Signed {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
         f.debug_struct("Signed")
             .field("headers", &names)
-            .field("query_token", &self.query_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "query_token",
+                &self.query_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -72,7 +75,10 @@ pub fn sign(kind: SourceKind, secret: &HookSecret, request: &Outgoing<'_>) -> Si
     match kind {
         SourceKind::Github => {
             let mac = hmac_sha256(value().as_bytes(), &[request.body]);
-            headers.push(("X-Hub-Signature-256", format!("sha256={}", hex::encode(mac))));
+            headers.push((
+                "X-Hub-Signature-256",
+                format!("sha256={}", hex::encode(mac)),
+            ));
             if let Some(event) = request.event {
                 headers.push(("X-GitHub-Event", event.to_owned()));
             }
@@ -130,14 +136,23 @@ fn standard_headers(secret: &HookSecret, request: &Outgoing<'_>) -> Vec<(&'stati
     let timestamp = request.now_unix.to_string();
     let mac = hmac_sha256(
         secret.signing_key.expose_secret(),
-        &[id.as_bytes(), b".", timestamp.as_bytes(), b".", request.body],
+        &[
+            id.as_bytes(),
+            b".",
+            timestamp.as_bytes(),
+            b".",
+            request.body,
+        ],
     );
     vec![
         ("webhook-id", id.to_owned()),
         ("webhook-timestamp", timestamp),
         (
             "webhook-signature",
-            format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac)),
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(mac)
+            ),
         ),
     ]
 }
@@ -177,12 +192,26 @@ mod tests {
         );
         let query = out
             .query_token
-            .map(|t| form_urlencoded::Serializer::new(String::new()).append_pair("token", &t).finish())
+            .map(|t| {
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("token", &t)
+                    .finish()
+            })
             .unwrap_or_default();
         let mut source = crate::ingest::test_support::source(kind, &[configured]);
         source.signed = signed && kind == SourceKind::Jfrog;
-        verify(&source, &TestHeaders(out.headers), &query, body.to_vec().into(), NOW)
-            .map(|ds| ds.into_iter().map(|d| d.delivery_id.as_str().to_owned()).collect())
+        verify(
+            &source,
+            &TestHeaders(out.headers),
+            &query,
+            body.to_vec().into(),
+            NOW,
+        )
+        .map(|ds| {
+            ds.into_iter()
+                .map(|d| d.delivery_id.as_str().to_owned())
+                .collect()
+        })
     }
 
     #[test]
@@ -191,14 +220,26 @@ mod tests {
             (SourceKind::Github, "github/push.json", false),
             (SourceKind::Gitlab, "gitlab/push.json", false),
             (SourceKind::Gitlab, "gitlab/push.json", true),
-            (SourceKind::Standard, "standard-webhooks/contact.created.json", false),
-            (SourceKind::Distribution, "distribution/manifest-push.json", false),
+            (
+                SourceKind::Standard,
+                "standard-webhooks/contact.created.json",
+                false,
+            ),
+            (
+                SourceKind::Distribution,
+                "distribution/manifest-push.json",
+                false,
+            ),
             (SourceKind::Acr, "acr/push.json", false),
             (SourceKind::Ecr, "ecr/image-action.push.json", false),
             (SourceKind::Harbor, "harbor/PUSH_ARTIFACT.json", false),
             (SourceKind::Jfrog, "jfrog/docker.pushed.json", false),
             (SourceKind::Jfrog, "jfrog/docker.pushed.json", true),
-            (SourceKind::Nexus, "nexus/component.created.docker.json", false),
+            (
+                SourceKind::Nexus,
+                "nexus/component.created.docker.json",
+                false,
+            ),
             (SourceKind::Quay, "quay/repo_push.json", false),
             (SourceKind::Dockerhub, "dockerhub/push.json", false),
         ];
