@@ -45,7 +45,7 @@ enum Command {
     /// every problem found and exit non-zero if there is any.
     CheckConfig,
     #[command(flatten)]
-    Client(cli::Command),
+    Client(Box<cli::Command>),
     /// Print a shell completion script: `portcall completions bash >
     /// /etc/bash_completion.d/portcall`, `… zsh > ~/.zfunc/_portcall`,
     /// `… fish > ~/.config/fish/completions/portcall.fish`.
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Command::Client(command) => return run_client(command),
+        Command::Client(command) => return run_client(*command),
         server => server,
     };
     telemetry::init_tracing();

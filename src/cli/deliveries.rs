@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::Api;
-use super::table::{self, cell, time};
+use super::table::{self, cell, text, time};
 use super::{next_page_hint, print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]
@@ -125,16 +125,16 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
 
 fn fields(d: &Value) -> Vec<(&'static str, String)> {
     vec![
-        ("id", cell(&d["id"])),
-        ("source", cell(&d["source"])),
-        ("delivery", cell(&d["delivery_id"])),
-        ("event", cell(&d["event"])),
-        ("status", cell(&d["status"])),
-        ("attempts", cell(&d["attempts"])),
-        ("event kind", cell(&d["event_kind"])),
-        ("outcome", cell(&d["outcome"])),
-        ("last error", cell(&d["last_error"])),
-        ("content type", cell(&d["content_type"])),
+        ("id", text(&d["id"])),
+        ("source", text(&d["source"])),
+        ("delivery", text(&d["delivery_id"])),
+        ("event", text(&d["event"])),
+        ("status", text(&d["status"])),
+        ("attempts", text(&d["attempts"])),
+        ("event kind", text(&d["event_kind"])),
+        ("outcome", text(&d["outcome"])),
+        ("last error", text(&d["last_error"])),
+        ("content type", text(&d["content_type"])),
         ("received (UTC)", time(&d["received_at"])),
         ("processed (UTC)", time(&d["processed_at"])),
     ]

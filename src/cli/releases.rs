@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::client::Api;
 use super::deliveries::rows;
-use super::table::{self, cell, short, time};
+use super::table::{self, cell, short, text, time};
 use super::{next_page_hint, print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]
@@ -83,15 +83,15 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
 
 fn show(r: &Value) {
     table::print_fields(&[
-        ("id", cell(&r["id"])),
-        ("name", cell(&r["name"])),
-        ("component", cell(&r["component"])),
-        ("image", cell(&r["image"])),
-        ("tag", cell(&r["tag"])),
-        ("digest", cell(&r["digest"])),
-        ("repository", cell(&r["repository"])),
-        ("commit", cell(&r["commit"])),
-        ("source", cell(&r["source_url"])),
+        ("id", text(&r["id"])),
+        ("name", text(&r["name"])),
+        ("component", text(&r["component"])),
+        ("image", text(&r["image"])),
+        ("tag", text(&r["tag"])),
+        ("digest", text(&r["digest"])),
+        ("repository", text(&r["repository"])),
+        ("commit", text(&r["commit"])),
+        ("source", text(&r["source_url"])),
         ("created (UTC)", time(&r["created_at"])),
     ]);
     if let Some(metadata) = r.get("metadata").filter(|m| !m.is_null()) {
@@ -100,10 +100,10 @@ fn show(r: &Value) {
     let deployments: Vec<Vec<String>> = rows(&r["deployments"])
         .map(|d| {
             vec![
-                cell(&d["environment"]),
-                cell(&d["state"]),
+                text(&d["environment"]),
+                text(&d["state"]),
                 time(&d["reported_at"]),
-                cell(&d["url"]),
+                text(&d["url"]),
             ]
         })
         .collect();

@@ -63,6 +63,14 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// A JSON value in full, for `show` views: strings bare, null as `-`.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        other => cell(other),
+    }
+}
+
 /// `s` on one line, cut to `max` characters with `…`.
 pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
