@@ -55,10 +55,9 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
                     ("name", cell(&a["name"])),
                     ("scopes", cell(&a["scopes"])),
                     ("expires (UTC)", time(&a["expires_at"])),
+                    // Shown this once: the server keeps only its hash.
+                    ("token", a["token"].as_str().unwrap_or_default().to_owned()),
                 ]);
-                // The token goes to stdout alone on its line so it can be
-                // copied; it is never shown again.
-                println!("token:  {}", a["token"].as_str().unwrap_or_default());
                 eprintln!("note: the token is shown this once; store it now");
             });
         }
