@@ -34,16 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run migrations, then serve webhooks and process the inbox until
-    /// SIGTERM or SIGINT (in-flight requests finish; unstarted work is
-    /// released for other replicas).
-    Serve,
-    /// Apply pending database migrations and exit. `serve` does this too;
-    /// use it to migrate ahead of a rollout.
-    Migrate,
-    /// Validate the configuration and resolve every secret reference; print
-    /// every problem found and exit non-zero if there is any.
-    CheckConfig,
+    #[command(flatten)]
+    Server(ServerCommand),
     #[command(flatten)]
     Client(Box<cli::Command>),
     /// Print a shell completion script: `portcall completions bash >
@@ -55,9 +47,26 @@ enum Command {
     },
 }
 
+/// The commands that read the configuration and run the service's code.
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
+    /// Run migrations, then serve webhooks and process the inbox until
+    /// SIGTERM or SIGINT (in-flight requests finish; unstarted work is
+    /// released for other replicas).
+    Serve,
+    /// Apply pending database migrations and exit. `serve` does this too;
+    /// use it to migrate ahead of a rollout.
+    Migrate,
+    /// Validate the configuration and resolve every secret reference; print
+    /// every problem found and exit non-zero if there is any.
+    CheckConfig,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = match cli.command {
+    match cli.command {
+        Command::Server(command) => run_server(cli.config.as_deref(), command),
+        Command::Client(command) => run_client(*command),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -65,13 +74,15 @@ fn main() -> ExitCode {
                 "portcall",
                 &mut std::io::stdout(),
             );
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        Command::Client(command) => return run_client(*command),
-        server => server,
-    };
+    }
+}
+
+/// Runs `serve`, `migrate` or `check-config` with the configuration.
+fn run_server(config: Option<&std::path::Path>, command: ServerCommand) -> ExitCode {
     telemetry::init_tracing();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(error) => {
             eprint!("{error}");
@@ -90,17 +101,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Serve => {
+            ServerCommand::Serve => {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped().await
             }
-            Command::Migrate => {
+            ServerCommand::Migrate => {
                 let db = Db::connect(&settings.database).await?;
                 db.migrate().await.context("cannot migrate the database")?;
                 println!("migrations applied");
                 Ok(())
             }
-            Command::CheckConfig => {
+            ServerCommand::CheckConfig => {
                 println!(
                     "configuration OK: {} sources, {} components, database {}",
                     settings.sources.len(),
@@ -109,7 +120,6 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Client(_) | Command::Completions { .. } => unreachable!("handled above"),
         }
     });
     match result {

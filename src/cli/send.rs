@@ -63,6 +63,11 @@ pub struct Args {
     /// gitlab: use GitLab's signed webhooks instead of X-Gitlab-Token.
     #[arg(long)]
     pub signed: bool,
+    /// The body's Content-Type; default application/json (e.g.
+    /// application/x-www-form-urlencoded for a GitHub `payload=` body,
+    /// application/cloudevents+json for Harbor's CloudEvents format).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
     /// The running portcall's base URL.
     #[arg(
         long,
@@ -132,6 +137,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     let mut request = http_client()?.post(url).body(body);
     for (name, value) in &signed.headers {
+        let value = match &args.content_type {
+            Some(content_type) if *name == "Content-Type" => content_type,
+            _ => value,
+        };
         request = request.header(*name, value);
     }
     let answer = exchange(request, &shown).await?;

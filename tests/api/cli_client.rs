@@ -326,6 +326,47 @@ async fn send_takes_env_references_generates_ids_and_refuses_bad_usage() {
         json_after_status(&second)["delivery"]
     );
 
+    // From stdin, form-encoded as GitHub sends `payload=`.
+    let form = format!(
+        "payload={}",
+        form_urlencoded::byte_serialize(&fixture("github/push.json")).collect::<String>()
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "send",
+            "--kind",
+            "github",
+            "--event",
+            "push",
+            "--secret",
+            "env:PORTCALL_TEST_HOOK",
+        ])
+        .args([
+            "--content-type",
+            "application/x-www-form-urlencoded",
+            "--delivery-id",
+            "from-stdin",
+            "-",
+        ])
+        .env("PORTCALL_URL", &app.address)
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(form.as_bytes()).await.unwrap();
+    }
+    let piped = child.wait_with_output().await.unwrap();
+    assert_exit(&piped, 0);
+    assert_eq!(json_after_status(&piped)["delivery"], "from-stdin");
+    assert_eq!(
+        app.received_body("github", "from-stdin").await,
+        form.as_bytes()
+    );
+
     for (case, args, needle) in [
         (
             "a literal secret",
