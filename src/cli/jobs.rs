@@ -53,7 +53,13 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
                             cell(&j["repository"]),
                             cell(&j["release_id"]),
                             time(&j["updated_at"]),
-                            cell(&j["last_error"]),
+                            // Why it failed, else what it did (or why it
+                            // was skipped).
+                            cell(
+                                j.get("last_error")
+                                    .filter(|e| !e.is_null())
+                                    .unwrap_or(&j["result"]),
+                            ),
                         ]
                     })
                     .collect();
@@ -66,7 +72,7 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
                         "REPOSITORY",
                         "RELEASE",
                         "UPDATED (UTC)",
-                        "LAST ERROR",
+                        "RESULT",
                     ],
                     &rows,
                     "no jobs",

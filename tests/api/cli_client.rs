@@ -566,6 +566,11 @@ async fn admin_verbs_work_in_table_and_json_form() {
     assert_exit(&table, 0);
     assert!(stdout(&table).starts_with("ID  KIND"), "{}", stdout(&table));
     assert!(stdout(&table).contains("skipped"));
+    assert!(
+        stdout(&table).contains("no [github] provider is configured"),
+        "{}",
+        stdout(&table)
+    );
     let skipped = json(&portcall(&app, &["jobs", "list", "--state", "skipped", "--json"]).await);
     let job = skipped["jobs"][0]["id"].as_i64().unwrap().to_string();
     let retried = portcall(&app, &["jobs", "retry", &job]).await;
