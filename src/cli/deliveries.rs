@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::Api;
-use super::table::{self, cell, text, time};
+use super::table::{self, cell, rows, text, time};
 use super::{next_page_hint, print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]
@@ -138,9 +138,4 @@ fn fields(d: &Value) -> Vec<(&'static str, String)> {
         ("received (UTC)", time(&d["received_at"])),
         ("processed (UTC)", time(&d["processed_at"])),
     ]
-}
-
-/// The items of a JSON array (none when it is not one).
-pub(super) fn rows(value: &Value) -> impl Iterator<Item = &Value> {
-    value.as_array().into_iter().flatten()
 }

@@ -4,8 +4,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::Api;
-use super::deliveries::rows;
-use super::table::{self, cell, time};
+use super::table::{self, cell, rows, time};
 use super::{print, CliError, ExitCode, Remote};
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,7 @@
 use clap::Subcommand;
 
 use super::client::Api;
-use super::deliveries::rows;
-use super::table::{self, cell, time};
+use super::table::{self, cell, rows, time};
 use super::{next_page_hint, print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]

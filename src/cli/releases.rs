@@ -4,8 +4,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::Api;
-use super::deliveries::rows;
-use super::table::{self, cell, short, text, time};
+use super::table::{self, cell, rows, short, text, time};
 use super::{next_page_hint, print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]

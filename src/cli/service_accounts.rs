@@ -4,8 +4,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::Api;
-use super::deliveries::rows;
-use super::table::{self, cell, time};
+use super::table::{self, cell, rows, time};
 use super::{print, CliError, Remote};
 
 #[derive(Debug, Subcommand)]
@@ -95,12 +94,11 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
             });
         }
         Verb::Revoke { id } => {
-            let answer = api.delete(&["service-accounts", &id]).await?;
+            api.delete(&["service-accounts", &id]).await?;
             if remote.json {
                 // 204 has no body; scripts get an object all the same.
                 println!("{}", json!({"id": id, "revoked": true}));
             } else {
-                let _ = answer;
                 println!("service account {id} revoked");
             }
         }

@@ -52,6 +52,11 @@ pub fn time(value: &Value) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// The items of a JSON array (none when it is not one).
+pub fn rows(value: &Value) -> impl Iterator<Item = &Value> {
+    value.as_array().into_iter().flatten()
+}
+
 /// A JSON value as a cell: strings bare, null as `-`.
 pub fn cell(value: &Value) -> String {
     match value {

@@ -90,24 +90,25 @@ fn fixture_path(path: &str) -> String {
     format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn spawn() -> TestApp {
+/// The app with a source of every kind, and the directory holding their
+/// secret, which must outlive it.
+async fn spawn() -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let extra = every_kind(dir.path());
-    // The secret files must outlive the app: keep the directory.
-    std::mem::forget(dir);
-    TestApp::spawn_with(
+    let app = TestApp::spawn_with(
         TestDb::sqlite().await,
         Spawn {
             extra_config: extra,
             ..Spawn::default()
         },
     )
-    .await
+    .await;
+    (app, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_signs_every_kind_as_its_verifier_expects() {
-    let app = spawn().await;
+    let (app, _secrets) = spawn().await;
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, value: &str| {
         let path = dir.path().join(name);
@@ -303,7 +304,7 @@ fn json_after_status(output: &Output) -> Value {
 
 #[tokio::test]
 async fn send_takes_env_references_generates_ids_and_refuses_bad_usage() {
-    let app = spawn().await;
+    let (app, _secrets) = spawn().await;
     let push = fixture_path("github/push.json");
     let env = [("PORTCALL_TEST_HOOK", GITHUB_SECRET)];
     let args = [
@@ -470,7 +471,7 @@ async fn send_takes_env_references_generates_ids_and_refuses_bad_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_verbs_work_in_table_and_json_form() {
-    let app = spawn().await;
+    let (app, _secrets) = spawn().await;
     assert_eq!(
         app.post_image_push("ev-sha", "octo-org/hello-world", SHA, DIGEST)
             .await
@@ -749,7 +750,7 @@ async fn admin_verbs_work_in_table_and_json_form() {
 
 #[tokio::test]
 async fn exit_codes_tell_unauthorized_not_found_and_unreachable_apart() {
-    let app = spawn().await;
+    let (app, _secrets) = spawn().await;
     for args in [
         &["deliveries", "show", "999999"][..],
         &["deliveries", "replay", "999999"],
