@@ -127,6 +127,7 @@ pub struct Remote {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The inbox: list stored webhook deliveries, show one, replay one.
+    #[command(after_help = EXIT_CODES_HELP)]
     Deliveries {
         #[command(flatten)]
         remote: Remote,
@@ -134,6 +135,7 @@ pub enum Command {
         verb: deliveries::Verb,
     },
     /// The outbox: list jobs (statuses, check runs, comments), retry one.
+    #[command(after_help = EXIT_CODES_HELP)]
     Jobs {
         #[command(flatten)]
         remote: Remote,
@@ -141,6 +143,7 @@ pub enum Command {
         verb: jobs::Verb,
     },
     /// Releases: list them, show one with its deployments.
+    #[command(after_help = EXIT_CODES_HELP)]
     Releases {
         #[command(flatten)]
         remote: Remote,
@@ -149,6 +152,7 @@ pub enum Command {
     },
     /// Service accounts for CI and CD: create (the token is shown once),
     /// list, revoke.
+    #[command(after_help = EXIT_CODES_HELP)]
     ServiceAccounts {
         #[command(flatten)]
         remote: Remote,
@@ -156,6 +160,7 @@ pub enum Command {
         verb: service_accounts::Verb,
     },
     /// Integrations: their health, a live test, and the configurable types.
+    #[command(after_help = EXIT_CODES_HELP)]
     Integrations {
         #[command(flatten)]
         remote: Remote,
@@ -164,6 +169,7 @@ pub enum Command {
     },
     /// Sign and send a webhook payload exactly as a provider would, to test
     /// a setup or reproduce a delivery.
+    #[command(after_help = EXIT_CODES_HELP)]
     Send(send::Args),
 }
 

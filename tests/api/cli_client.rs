@@ -852,3 +852,24 @@ async fn completions_print_a_script_for_each_shell() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn help_documents_the_verbs_and_exit_codes() {
+    for args in [
+        &["--help"][..],
+        &["deliveries", "--help"],
+        &["send", "--help"],
+        &["service-accounts", "--help"],
+    ] {
+        let output = Command::new(BIN).args(args).output().await.unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        for needle in [
+            "Exit codes:",
+            "5  the server is unreachable",
+            "PORTCALL_TOKEN",
+        ] {
+            assert!(text.contains(needle), "{args:?} lacks {needle:?}:\n{text}");
+        }
+    }
+}
