@@ -387,7 +387,7 @@ impl SecretEnv for ProcessEnv {
 
 /// Resolves an `env:NAME` or `file:/path` reference. Error messages name the
 /// variable or file, never the value.
-fn resolve_secret(reference: &str, env: &dyn SecretEnv) -> Result<SecretString, String> {
+pub fn resolve_secret(reference: &str, env: &dyn SecretEnv) -> Result<SecretString, String> {
     let value = if let Some(name) = reference.strip_prefix("env:") {
         if name.is_empty() {
             return Err("env: needs a variable name, e.g. env:GH_HOOK_SECRET".into());

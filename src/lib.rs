@@ -27,11 +27,14 @@
 //!   metrics, whose names are a contract.
 //! - [`startup`]: builds the application, for `main` and for tests.
 //! - [`clock`]: the current time, injectable.
+//! - [`cli`]: the client commands of the binary: admin verbs over
+//!   `/api/v1`, and `portcall send` (signs a webhook like its provider).
 
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod ci;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

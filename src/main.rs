@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+use portcall::cli;
 use portcall::config::Settings;
 use portcall::startup::Application;
 use portcall::store::Db;
@@ -13,7 +14,7 @@ use portcall::telemetry;
 /// Receives signed webhooks from source control and container registries,
 /// stores every delivery durably, and processes it in the background.
 #[derive(Debug, Parser)]
-#[command(name = "portcall", version, about, long_about = None)]
+#[command(name = "portcall", version, about, long_about = None, after_help = cli::EXIT_CODES_HELP)]
 struct Cli {
     /// The TOML configuration file. Every key can be overridden with an
     /// environment variable PORTCALL__SECTION__KEY (e.g.
@@ -43,6 +44,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Server(ServerCommand),
+    #[command(flatten)]
+    Client(Box<cli::Command>),
+    /// Print a shell completion script: `portcall completions bash >
+    /// /etc/bash_completion.d/portcall`, `… zsh > ~/.zfunc/_portcall`,
+    /// `… fish > ~/.config/fish/completions/portcall.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The commands that read the configuration and run the service's code.
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
     /// Run migrations, then serve webhooks and process the inbox until
     /// SIGTERM or SIGINT (in-flight requests finish; unstarted work is
     /// released for other replicas).
@@ -57,8 +74,29 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.log_format);
-    let settings = match Settings::load(cli.config.as_deref()) {
+    match cli.command {
+        Command::Server(command) => run_server(cli.config.as_deref(), cli.log_format, command),
+        Command::Client(command) => run_client(*command),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "portcall",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs `serve`, `migrate` or `check-config` with the configuration.
+fn run_server(
+    config: Option<&std::path::Path>,
+    log_format: telemetry::LogFormat,
+    command: ServerCommand,
+) -> ExitCode {
+    telemetry::init_tracing(log_format);
+    let settings = match Settings::load(config) {
         Ok(settings) => settings,
         Err(error) => {
             eprint!("{error}");
@@ -76,18 +114,18 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve => {
+        match command {
+            ServerCommand::Serve => {
                 let app = Application::build(settings).await?;
                 app.run_until_stopped().await
             }
-            Command::Migrate => {
+            ServerCommand::Migrate => {
                 let db = Db::connect(&settings.database).await?;
                 db.migrate().await.context("cannot migrate the database")?;
                 println!("migrations applied");
                 Ok(())
             }
-            Command::CheckConfig => {
+            ServerCommand::CheckConfig => {
                 println!(
                     "configuration OK: {} sources, {} components, database {}",
                     settings.sources.len(),
@@ -102,6 +140,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command (no configuration file, no tracing: it prints).
+fn run_client(command: cli::Command) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli::run(command)).into(),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
             ExitCode::FAILURE
         }
     }

@@ -32,14 +32,18 @@ pub(crate) fn any_hmac_sha256_matches(
     })
 }
 
+/// HMAC-SHA1 of `body` under `key` (Nexus signs with SHA-1).
+pub(crate) fn hmac_sha1(key: &[u8], body: &[u8]) -> [u8; 20] {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
+}
+
 /// Whether `received` is a valid HMAC-SHA1 of `body` under any of `secrets`
 /// (Nexus signs with SHA-1). Every secret is tried.
 pub(crate) fn any_hmac_sha1_matches(secrets: &[HookSecret], body: &[u8], received: &[u8]) -> bool {
     secrets.iter().fold(false, |found, secret| {
-        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.value.expose_secret().as_bytes())
-            .expect("HMAC accepts keys of any length");
-        mac.update(body);
-        let expected: [u8; 20] = mac.finalize().into_bytes().into();
+        let expected = hmac_sha1(secret.value.expose_secret().as_bytes(), body);
         found | bool::from(expected.ct_eq(received))
     })
 }

@@ -20,6 +20,7 @@ mod hmac;
 pub mod jfrog;
 pub mod nexus;
 pub mod quay;
+pub mod sign;
 pub mod standard;
 
 use std::fmt;
@@ -915,6 +916,19 @@ pub(crate) mod test_support {
             .iter()
             .map(|v| HookSecret::new(SecretString::from(*v)))
             .collect()
+    }
+
+    /// A source of `kind` named after it, holding `secrets`.
+    pub fn source(kind: SourceKind, values: &[&str]) -> Source {
+        Source {
+            name: kind.as_str().to_owned(),
+            kind,
+            secrets: secrets(values),
+            registry: None,
+            registry_api: None,
+            oidc: None,
+            signed: false,
+        }
     }
 }
 

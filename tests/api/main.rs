@@ -9,6 +9,7 @@ mod bad_requests;
 mod ci;
 mod ci_examples;
 mod cli;
+mod cli_client;
 mod concurrency;
 mod deployments;
 mod events;
