@@ -25,6 +25,8 @@
 //!   rules; no I/O.
 //! - [`telemetry`]: tracing (text or JSON lines) and the Prometheus
 //!   metrics, whose names are a contract.
+//! - [`setup`]: the GitHub App manifest flow's core: the manifest, the
+//!   code exchange, and the credential files (mode 0600).
 //! - [`startup`]: builds the application, for `main` and for tests.
 //! - [`clock`]: the current time, injectable.
 //! - [`cli`]: the client commands of the binary: admin verbs over
@@ -44,6 +46,7 @@ pub mod integrations;
 pub mod probe;
 pub mod registry;
 pub mod scm;
+pub mod setup;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
