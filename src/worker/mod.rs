@@ -11,6 +11,7 @@ pub mod handler;
 pub mod inbox;
 pub mod jobs;
 pub mod reactor;
+pub mod recovery;
 
 pub use dispatcher::{Dispatcher, Outbox};
 pub use handler::{DeliveryContext, EventHandler, HandlerError, Outcome, Recorder};
