@@ -101,7 +101,10 @@ impl Recovery {
     pub async fn run_once(&self) -> anyhow::Result<RoundReport> {
         let result = self.round().await;
         if let Err(error) = &result {
-            tracing::warn!(error = format!("{error:#}"), "GitHub delivery recovery round failed");
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "GitHub delivery recovery round failed"
+            );
         }
         result
     }

@@ -82,9 +82,7 @@ impl GithubClient {
     /// Asks GitHub to send delivery attempt `hook_delivery_id` again.
     /// GitHub answers 202; a 422 (too old to redeliver) is permanent.
     pub async fn redeliver(&self, hook_delivery_id: u64) -> Result<(), ScmError> {
-        let target = uri(format!(
-            "/app/hook/deliveries/{hook_delivery_id}/attempts"
-        ))?;
+        let target = uri(format!("/app/hook/deliveries/{hook_delivery_id}/attempts"))?;
         self.exchange(&Method::POST, &target, &self.jwt()?, None::<&()>)
             .await?;
         Ok(())
