@@ -1052,6 +1052,27 @@ mod tests {
     }
 
     #[test]
+    fn recovery_settings_default_and_out_of_range_values_name_their_key() {
+        let github = "[github]\napp_id = 1\nprivate_key = \"env:GH_SECRET\"\n";
+        let s = load(github).unwrap();
+        let recovery = &s.github.unwrap().recovery;
+        assert!(recovery.enabled);
+        assert_eq!(recovery.interval, Duration::from_secs(300));
+        assert_eq!(recovery.max_per_run, 20);
+
+        let bad = format!("{github}recovery_interval_secs = 1\nrecovery_max_per_run = 0\n");
+        assert_eq!(
+            keys(load(&bad).unwrap_err()),
+            [
+                "github.recovery_interval_secs",
+                "github.recovery_max_per_run"
+            ]
+        );
+        let off = load(&format!("{github}recovery = false\n")).unwrap();
+        assert!(!off.github.unwrap().recovery.enabled);
+    }
+
+    #[test]
     fn secrets_resolve_from_env_and_files() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret");
