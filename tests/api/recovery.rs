@@ -45,8 +45,8 @@ async fn spawn(db: TestDb, github: &GithubMock) -> TestApp {
     TestApp::spawn_with(
         db,
         Spawn {
-            // Rounds run only when the test says so.
-            extra_config: format!("{}recovery = false\n", github.config()),
+            // `recovery = false`: rounds run only when the test says so.
+            extra_config: github.config(),
             worker: false,
             ..Spawn::default()
         },
