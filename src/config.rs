@@ -130,6 +130,32 @@ pub struct GithubSettings {
     pub app_id: u64,
     pub private_key: SecretString,
     pub api_url: String,
+    /// Missed-delivery recovery through the app webhook's delivery log.
+    pub recovery: RecoverySettings,
+}
+
+/// `[github] recovery*`: how often portcall reads the GitHub App's webhook
+/// delivery log and how many redeliveries it asks for per round.
+#[derive(Debug, Clone)]
+pub struct RecoverySettings {
+    /// `github.recovery`: `false` turns recovery off.
+    pub enabled: bool,
+    /// `github.recovery_interval_secs`: time between rounds (the first runs
+    /// at start).
+    pub interval: Duration,
+    /// `github.recovery_max_per_run`: redelivery requests per round at most;
+    /// the rest wait for the next round.
+    pub max_per_run: u32,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            max_per_run: 20,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -297,6 +323,9 @@ struct RawGithub {
     app_id: u64,
     private_key: String,
     api_url: Option<String>,
+    recovery: Option<bool>,
+    recovery_interval_secs: Option<u64>,
+    recovery_max_per_run: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -636,10 +665,29 @@ impl Settings {
                 "github.api_url".into(),
                 g.api_url.as_deref().unwrap_or("https://api.github.com"),
             );
+            let defaults = RecoverySettings::default();
+            let interval_secs = g
+                .recovery_interval_secs
+                .unwrap_or(defaults.interval.as_secs());
+            if !(10..=86_400).contains(&interval_secs) {
+                p.add(
+                    "github.recovery_interval_secs",
+                    "must be between 10 and 86400 seconds",
+                );
+            }
+            let max_per_run = g.recovery_max_per_run.unwrap_or(defaults.max_per_run);
+            if !(1..=1000).contains(&max_per_run) {
+                p.add("github.recovery_max_per_run", "must be between 1 and 1000");
+            }
             GithubSettings {
                 app_id: g.app_id,
                 private_key: private_key.unwrap_or_default(),
                 api_url: api_url.unwrap_or_default(),
+                recovery: RecoverySettings {
+                    enabled: g.recovery.unwrap_or(defaults.enabled),
+                    interval: Duration::from_secs(interval_secs),
+                    max_per_run,
+                },
             }
         });
         let gitlab = raw.gitlab.map(|g| {
@@ -1001,6 +1049,27 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://portcall.db");
         assert_eq!(s.server.max_body_bytes, 26_214_400);
         assert!(s.sources.is_empty());
+    }
+
+    #[test]
+    fn recovery_settings_default_and_out_of_range_values_name_their_key() {
+        let github = "[github]\napp_id = 1\nprivate_key = \"env:GH_SECRET\"\n";
+        let s = load(github).unwrap();
+        let recovery = &s.github.unwrap().recovery;
+        assert!(recovery.enabled);
+        assert_eq!(recovery.interval, Duration::from_secs(300));
+        assert_eq!(recovery.max_per_run, 20);
+
+        let bad = format!("{github}recovery_interval_secs = 1\nrecovery_max_per_run = 0\n");
+        assert_eq!(
+            keys(load(&bad).unwrap_err()),
+            [
+                "github.recovery_interval_secs",
+                "github.recovery_max_per_run"
+            ]
+        );
+        let off = load(&format!("{github}recovery = false\n")).unwrap();
+        assert!(!off.github.unwrap().recovery.enabled);
     }
 
     #[test]

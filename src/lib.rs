@@ -12,7 +12,9 @@
 //!   inbox writer; image pushes, releases, deployments and the outbox.
 //! - [`worker`]: claims stored deliveries under leases and hands their
 //!   events to the reactor, which enqueues jobs (as do deployment reports
-//!   from the API); the dispatcher runs them, with retries and backoff.
+//!   from the API); the dispatcher runs them, with retries and backoff;
+//!   recovery asks GitHub to redeliver App webhook deliveries that never
+//!   reached the inbox.
 //! - [`registry`]: reads a pushed image's manifest and config from its
 //!   registry for the source commit (OCI annotations and labels).
 //! - [`scm`]: posting back to GitHub and GitLab behind one trait, each

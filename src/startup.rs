@@ -22,6 +22,7 @@ use crate::store::inbox::InboxWriter;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use crate::worker::inbox::SourceInfo;
+use crate::worker::recovery::Recovery;
 use crate::worker::{Dispatcher, EventHandler, InboxWorker, Outbox, Reactor};
 
 /// Knobs for tests and embedders; `Default` is what `portcall serve` uses.
@@ -41,6 +42,8 @@ pub struct Application {
     dispatcher: Option<Dispatcher>,
     writer: JoinHandle<()>,
     integrations: Arc<Integrations>,
+    /// Missed-delivery recovery, when a GitHub App is configured.
+    recovery: Option<Arc<Recovery>>,
     /// How often the integrations health monitor checks.
     health_interval: std::time::Duration,
 }
@@ -111,6 +114,31 @@ impl Application {
             Arc::new(Reactor::new(outbox.clone(), hints, wake_dispatcher.clone()))
         });
         let (inbox, writer) = InboxWriter::spawn(db.clone());
+
+        // Its own client: recovery only speaks as the app (JWT), so it
+        // shares no installation token with the posting client.
+        let recovery = settings
+            .github
+            .as_ref()
+            .map(|github| {
+                crate::scm::github::GithubClient::new(github).map(|client| {
+                    Arc::new(Recovery::new(
+                        db.clone(),
+                        Arc::new(client.with_clock(options.clock.clone())),
+                        settings
+                            .sources
+                            .iter()
+                            .filter(|s| s.kind == crate::ingest::SourceKind::Github)
+                            .map(|s| s.name.clone())
+                            .collect(),
+                        github.recovery.clone(),
+                        metrics.clone(),
+                        options.clock.clone(),
+                    ))
+                })
+            })
+            .transpose()
+            .context("[github]: cannot set up delivery recovery")?;
 
         let worker_sources: HashMap<String, SourceInfo> = settings
             .sources
@@ -192,12 +220,19 @@ impl Application {
             dispatcher,
             writer,
             integrations,
+            recovery,
             health_interval: settings.integrations.health_interval,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Missed-delivery recovery, when a GitHub App is configured (whether or
+    /// not its background rounds are on), so a caller can run a round now.
+    pub fn recovery(&self) -> Option<Arc<Recovery>> {
+        self.recovery.clone()
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight
@@ -222,6 +257,10 @@ impl Application {
             self.integrations
                 .run_monitor(self.health_interval, shutdown.clone()),
         );
+        let recovery = self
+            .recovery
+            .filter(|r| r.enabled())
+            .map(|r| tokio::spawn(r.run(shutdown.clone())));
         let handle: ServerHandle = self.server.handle();
         let server = tokio::spawn(self.server);
         stop.await;
@@ -233,6 +272,9 @@ impl Application {
         }
         if let Some(dispatcher) = dispatcher {
             dispatcher.await.context("outbox dispatcher panicked")?;
+        }
+        if let Some(recovery) = recovery {
+            recovery.await.context("delivery recovery panicked")?;
         }
         monitor
             .await

@@ -91,6 +91,9 @@ pub struct Metrics {
     pub scm_annotation_duration: HistogramVec,
     /// GitHub's `x-ratelimit-remaining`, as last answered, per installation.
     pub github_ratelimit_remaining: IntGaugeVec,
+    /// Missed GitHub deliveries handled by recovery, by result
+    /// (`requested`, `failed`, `list_failed`).
+    pub recovered_deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -179,6 +182,11 @@ impl Metrics {
             "GitHub API requests left in the current rate-limit window (x-ratelimit-remaining), by App installation.",
             &["installation"],
         );
+        let recovered_deliveries = counter(
+            "portcall_recovered_deliveries_total",
+            "Missed or failed GitHub App deliveries portcall asked GitHub to redeliver, by result (requested, failed; list_failed counts rounds whose listing failed).",
+            &["result"],
+        );
         let mut names = Vec::new();
         for collector in [
             Box::new(webhook_deliveries.clone()) as Box<dyn prometheus::core::Collector>,
@@ -194,6 +202,7 @@ impl Metrics {
             Box::new(scm_annotations.clone()),
             Box::new(scm_annotation_duration.clone()),
             Box::new(github_ratelimit_remaining.clone()),
+            Box::new(recovered_deliveries.clone()),
         ] {
             names.extend(collector.desc().iter().map(|d| d.fq_name.clone()));
             registry
@@ -216,6 +225,7 @@ impl Metrics {
             scm_annotations,
             scm_annotation_duration,
             github_ratelimit_remaining,
+            recovered_deliveries,
         }
     }
 
@@ -300,6 +310,7 @@ mod tests {
             "portcall_job_attempts_total",
             "portcall_releases_created_total",
             "portcall_github_ratelimit_remaining",
+            "portcall_recovered_deliveries_total",
         ] {
             assert!(metrics.names().iter().any(|n| n == name), "{name}");
         }

@@ -294,6 +294,36 @@ const GITHUB_PROVIDER: &[Input] = &[
             "GitHub Enterprise Server: https://HOST/api/v3",
         )
     },
+    Input {
+        default: Some("true"),
+        ..input(
+            "recovery",
+            InputType::Boolean,
+            false,
+            false,
+            "ask GitHub to redeliver webhook deliveries that failed or never reached portcall",
+        )
+    },
+    Input {
+        default: Some("300"),
+        ..input(
+            "recovery_interval_secs",
+            InputType::Integer,
+            false,
+            false,
+            "seconds between recovery rounds (10 to 86400)",
+        )
+    },
+    Input {
+        default: Some("20"),
+        ..input(
+            "recovery_max_per_run",
+            InputType::Integer,
+            false,
+            false,
+            "redelivery requests per round at most (1 to 1000)",
+        )
+    },
 ];
 
 const GITLAB_PROVIDER: &[Input] = &[

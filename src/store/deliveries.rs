@@ -513,6 +513,10 @@ pub struct Filter<'a> {
     /// The sender's event name (`push`, `Push Hook`) or the normalized
     /// event kind (`image_pushed`, `pull_request`).
     pub event: Option<&'a str>,
+    /// `Some(true)`: only deliveries whose GUID missed-delivery recovery
+    /// asked GitHub to redeliver (`github_recoveries`); `Some(false)`: only
+    /// the others.
+    pub recovered: Option<bool>,
 }
 
 /// Deliveries matching `filter`, newest first: `limit` rows with ids below
@@ -527,6 +531,8 @@ pub async fn list(
         "SELECT {RECORD_COLUMNS} FROM deliveries \
          WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR status = $2) \
            AND ($3 IS NULL OR event = $3 OR event_kind = $3) AND ($4 IS NULL OR id < $4) \
+           AND ($6 IS NULL OR $6 = EXISTS (SELECT 1 FROM github_recoveries r \
+                WHERE r.guid = deliveries.delivery_id AND r.result = 'requested')) \
          ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
@@ -536,6 +542,7 @@ pub async fn list(
             .bind(filter.event)
             .bind(before)
             .bind(limit)
+            .bind(filter.recovered)
             .fetch_all(pool)
             .await?
     });

@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod inbox;
 pub mod installations;
 pub mod jobs;
+pub mod recoveries;
 pub mod releases;
 pub mod service_accounts;
 pub mod statuses;

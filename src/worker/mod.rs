@@ -2,7 +2,8 @@
 //! and hands them to an [`EventHandler`] (the [`Reactor`] in production),
 //! which enqueues [`jobs`]; [`deployments`] records what CD reports and
 //! enqueues its jobs; the [`Dispatcher`] runs those against the providers
-//! and registries; [`backoff`] spaces out retries.
+//! and registries; [`backoff`] spaces out retries; [`recovery`] asks GitHub
+//! to redeliver App webhook deliveries portcall never stored.
 
 pub mod backoff;
 pub mod deployments;
@@ -11,6 +12,7 @@ pub mod handler;
 pub mod inbox;
 pub mod jobs;
 pub mod reactor;
+pub mod recovery;
 
 pub use dispatcher::{Dispatcher, Outbox};
 pub use handler::{DeliveryContext, EventHandler, HandlerError, Outcome, Recorder};

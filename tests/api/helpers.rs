@@ -238,6 +238,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub store: Db,
+    /// Missed-delivery recovery, when `[github]` is configured: tests run
+    /// rounds with `run_once` (with `recovery = false`, none run by themselves).
+    pub recovery: Option<std::sync::Arc<portcall::worker::recovery::Recovery>>,
     /// Keeps the configuration and secret files alive.
     _config_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -302,6 +305,7 @@ impl TestApp {
         .await
         .expect("application builds");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let recovery = app.recovery();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -312,6 +316,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             store,
+            recovery,
             _config_dir: config_dir,
             stop: Some(stop),
             task: Some(task),

@@ -21,6 +21,7 @@ mod openapi;
 mod operations;
 mod outbox;
 mod providers;
+mod recovery;
 mod registries;
 mod registries_cloud;
 mod registry;

@@ -610,7 +610,10 @@ on_both_backends! {
         let jfrog = types.iter().find(|t| t["kind"] == "source:jfrog").unwrap();
         assert_eq!(jfrog["inputs"][7]["type"], "boolean");
         assert_eq!(jfrog["inputs"][3]["required"], true);
-        assert_eq!(fields("provider:github"), ["app_id", "private_key", "api_url"]);
+        assert_eq!(
+            fields("provider:github"),
+            ["app_id", "private_key", "api_url", "recovery", "recovery_interval_secs", "recovery_max_per_run"]
+        );
         assert_eq!(fields("provider:gitlab"), ["url", "token"]);
         assert_eq!(fields("source:acr"), ["name", "kind", "secrets", "registry"]);
         assert_eq!(fields("source:ecr"), ["name", "kind", "secrets", "registry"]);

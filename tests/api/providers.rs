@@ -36,10 +36,12 @@ impl GithubMock {
         }
     }
 
-    /// The `[github]` section pointing portcall at this mock.
+    /// The `[github]` section pointing portcall at this mock. Recovery
+    /// rounds are off (they would call the mock on their own); tests run
+    /// them with `TestApp::recovery`.
     pub fn config(&self) -> String {
         format!(
-            "\n[github]\napp_id = {APP_ID}\nprivate_key = \"file:{}\"\napi_url = \"{}\"\n",
+            "\n[github]\napp_id = {APP_ID}\nprivate_key = \"file:{}\"\napi_url = \"{}\"\nrecovery = false\n",
             test_key_path().display(),
             self.server.uri()
         )

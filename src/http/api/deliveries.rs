@@ -1,4 +1,4 @@
-//! `GET /api/v1/deliveries[?source=&status=&event=]`,
+//! `GET /api/v1/deliveries[?source=&status=&event=&recovered=]`,
 //! `GET /api/v1/deliveries/{id}`, `POST /api/v1/deliveries/{id}/replay`:
 //! the inbox, for operators.
 
@@ -35,6 +35,9 @@ struct Query {
     source: Option<String>,
     status: Option<String>,
     event: Option<String>,
+    /// `true`: only deliveries that missed-delivery recovery asked GitHub
+    /// to redeliver; `false`: only the others.
+    recovered: Option<bool>,
     limit: Option<i64>,
     before: Option<i64>,
 }
@@ -71,6 +74,7 @@ async fn list(
         source: query.source.as_deref(),
         status,
         event: query.event.as_deref(),
+        recovered: query.recovered,
     };
     let page = Page {
         limit: query.limit,

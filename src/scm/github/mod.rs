@@ -25,6 +25,7 @@
 //!   reach an error message or a log line.
 
 mod auth;
+pub mod deliveries;
 mod errors;
 mod probe;
 #[cfg(test)]

@@ -173,6 +173,7 @@ fn client_for(api_url: &str) -> GithubClient {
         app_id: APP_ID,
         private_key: SecretString::from(KEY_PEM),
         api_url: api_url.to_owned(),
+        recovery: Default::default(),
     })
     .expect("the test key and URL are valid")
 }
@@ -361,6 +362,7 @@ async fn a_bad_key_or_url_is_refused_without_showing_the_key() {
         app_id: APP_ID,
         private_key: SecretString::from(key),
         api_url: url.to_owned(),
+        recovery: Default::default(),
     };
     let secret_garbage =
         "-----BEGIN RSA PRIVATE KEY-----\nTUlJc2VjcmV0\n-----END RSA PRIVATE KEY-----\n";
