@@ -23,6 +23,7 @@ pub mod quay;
 pub mod sign;
 pub mod standard;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -506,20 +507,22 @@ pub(crate) fn verify_query_token_json(
 /// The `?token=` credential of a query string: the secret of senders that
 /// cannot set headers. It is compared in constant time by the caller and
 /// never logged; the query string itself is never stored.
-pub(crate) fn query_token(query: &str) -> Result<String, Rejection> {
-    let mut found = None;
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name == "token" {
-            if found.is_some() {
-                return Err(Rejection::MalformedCredential {
-                    header: "?token=",
-                    expected: "one token query parameter",
-                });
-            }
-            found = Some(value.into_owned());
-        }
+pub(crate) fn query_token(query: &str) -> Result<Cow<'_, str>, Rejection> {
+    optional_query_token(query)?.ok_or(Rejection::MissingCredential("?token="))
+}
+
+/// The single `token` parameter of a query string, if there is one; two are
+/// refused as ambiguous.
+pub(crate) fn optional_query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
+    let mut tokens = form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name == "token");
+    let first = tokens.next().map(|(_, value)| value);
+    if tokens.next().is_some() {
+        return Err(Rejection::MalformedCredential {
+            header: "?token=",
+            expected: "one token query parameter",
+        });
     }
-    found.ok_or(Rejection::MissingCredential("?token="))
+    Ok(first)
 }
 
 /// A delivery id for senders whose requests carry none: a hash of the body,

@@ -42,19 +42,8 @@ async fn serve(config: &Path, port: u16, worker: bool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("portcall starts");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("portcall did not start within 10 s");
+    wait_until_serving(port).await;
+    child
 }
 
 async fn post_push(port: u16, delivery: &str) -> u16 {
@@ -277,21 +266,8 @@ async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("portcall starts");
+    wait_until_serving(port).await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "portcall did not start");
     let post = |token: &'static str| {
         client
             .post(format!(
@@ -363,19 +339,7 @@ async fn a_query_token_never_reaches_the_log_even_at_debug() {
         .expect("portcall starts");
     let client = reqwest::Client::new();
     let url = |query: &str| format!("http://127.0.0.1:{port}/webhooks/gar?{query}");
-    let mut started = false;
-    for _ in 0..200 {
-        let health = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await;
-        if health.is_ok_and(|r| r.status().is_success()) {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(started, "portcall did not start within 10 s");
+    wait_until_serving(port).await;
     let body = r#"{"message":{"data":"e30=","messageId":"m-1"},"subscription":"projects/p/subscriptions/s"}"#;
     for (query, expected) in [
         (format!("token={TOKEN}"), 202),

@@ -633,3 +633,21 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// Waits until a `portcall serve` started as a process answers
+/// `GET /healthz` on `port`; panics after 10 s.
+pub async fn wait_until_serving(port: u16) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("portcall did not start within 10 s");
+}

@@ -69,20 +69,7 @@ async fn json_logs_name_the_delivery_and_job_and_never_a_secret_or_body() {
         .expect("portcall starts");
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "portcall did not start within 10 s");
+    wait_until_serving(port).await;
 
     // A GitHub push, then an image push that makes a release and its jobs.
     let body = fixture("github/push.json");

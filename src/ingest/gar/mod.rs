@@ -30,7 +30,10 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::hmac::any_token_matches;
-use super::{bearer, delivery_id, keep_headers, Headers, NewDelivery, Rejection, Source};
+use super::{
+    bearer, delivery_id, keep_headers, optional_query_token, Headers, NewDelivery, Rejection,
+    Source,
+};
 
 const KEPT_HEADERS: &[&str] = &["content-type", "user-agent"];
 
@@ -272,19 +275,6 @@ impl Verified {
     }
 }
 
-/// The single `token` parameter of a query string, if any.
-fn query_token(query: &str) -> Result<Option<Cow<'_, str>>, Rejection> {
-    let mut tokens = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "token");
-    let first = tokens.next().map(|(_, v)| v);
-    if tokens.next().is_some() {
-        return Err(Rejection::MalformedCredential {
-            header: "?token=",
-            expected: "one token parameter",
-        });
-    }
-    Ok(first)
-}
-
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -308,7 +298,7 @@ pub fn verify(
     body: Bytes,
     now_unix: i64,
 ) -> Result<NewDelivery, Rejection> {
-    match (query_token(query)?, &source.oidc) {
+    match (optional_query_token(query)?, &source.oidc) {
         (Some(token), _) if !source.secrets.is_empty() => {
             if !any_token_matches(&source.secrets, token.as_bytes()) {
                 return Err(Rejection::SignatureMismatch("?token="));
