@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
@@ -40,6 +40,7 @@ pub struct Settings {
     pub gitlab: Option<GitlabSettings>,
     pub components: Components,
     pub integrations: IntegrationSettings,
+    pub setup: SetupSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +126,23 @@ pub struct IntegrationSettings {
     pub health_interval: Duration,
 }
 
+/// `[setup]`: the one-click GitHub App setup at `/setup/github` (the
+/// manifest flow), with its defaults already resolved.
+#[derive(Debug, Clone)]
+pub struct SetupSettings {
+    /// `setup.enabled`: `false` answers 404 on both setup routes.
+    pub enabled: bool,
+    /// `setup.dir`: where the new app's credential files are written
+    /// (relative paths from the working directory).
+    pub dir: PathBuf,
+    /// `setup.github_url`: GitHub's web address, where the manifest is
+    /// posted (default: from `github.api_url`, else `https://github.com`).
+    pub github_url: String,
+    /// `setup.github_api_url`: where the one-time code is exchanged
+    /// (default: `github.api_url`, else the API of `setup.github_url`).
+    pub github_api_url: String,
+}
+
 #[derive(Debug)]
 pub struct GithubSettings {
     pub app_id: u64,
@@ -180,6 +198,7 @@ pub struct RawSettings {
     gitlab: Option<RawGitlab>,
     components: Vec<RawComponent>,
     integrations: RawIntegrations,
+    setup: RawSetup,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +313,26 @@ impl Default for RawIntegrations {
     fn default() -> Self {
         Self {
             health_interval_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawSetup {
+    enabled: bool,
+    dir: String,
+    github_url: Option<String>,
+    github_api_url: Option<String>,
+}
+
+impl Default for RawSetup {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "github-app".into(),
+            github_url: None,
+            github_api_url: None,
         }
     }
 }
@@ -715,6 +754,8 @@ impl Settings {
             health_interval: Duration::from_secs(interval.clamp(1, 86_400)),
         };
 
+        let setup = setup(raw.setup, github.as_ref(), &mut p);
+
         if p.0.is_empty() {
             Ok(Settings {
                 server,
@@ -727,6 +768,7 @@ impl Settings {
                 gitlab,
                 components,
                 integrations,
+                setup,
             })
         } else {
             Err(ConfigError { problems: p.0 })
@@ -942,6 +984,42 @@ fn google_oidc(
     }
 }
 
+/// `[setup]`, its URLs defaulting to the configured App's GitHub.
+fn setup(raw: RawSetup, github: Option<&GithubSettings>, p: &mut Problems) -> SetupSettings {
+    if raw.dir.trim().is_empty() {
+        p.add(
+            "setup.dir",
+            "expected the directory for the GitHub App's credential files, e.g. github-app or /var/lib/portcall/github-app",
+        );
+    }
+    let configured_api = github
+        .map(|g| g.api_url.as_str())
+        .filter(|url| !url.is_empty());
+    let github_url = match raw.github_url.as_deref() {
+        Some(url) => p.http_url("setup.github_url".into(), url),
+        None => Some(
+            configured_api
+                .and_then(crate::setup::web_url_for_api_url)
+                .unwrap_or_else(|| "https://github.com".to_owned()),
+        ),
+    };
+    let github_api_url = match raw.github_api_url.as_deref() {
+        Some(url) => p.http_url("setup.github_api_url".into(), url),
+        None => Some(match (configured_api, github_url.as_deref()) {
+            (Some(api), _) => api.to_owned(),
+            // GitHub Enterprise Server's API is under /api/v3 of its web address.
+            (None, Some(web)) if web != "https://github.com" => format!("{web}/api/v3"),
+            (None, _) => "https://api.github.com".to_owned(),
+        }),
+    };
+    SetupSettings {
+        enabled: raw.enabled,
+        dir: PathBuf::from(raw.dir.trim()),
+        github_url: github_url.unwrap_or_default(),
+        github_api_url: github_api_url.unwrap_or_default(),
+    }
+}
+
 fn components(raw: Vec<RawComponent>, p: &mut Problems) -> Components {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -1070,6 +1148,54 @@ mod tests {
         );
         let off = load(&format!("{github}recovery = false\n")).unwrap();
         assert!(!off.github.unwrap().recovery.enabled);
+    }
+
+    #[test]
+    fn setup_settings_default_from_the_github_app_and_bad_urls_name_their_key() {
+        let fresh = load("").unwrap().setup;
+        assert!(fresh.enabled);
+        assert_eq!(fresh.dir, PathBuf::from("github-app"));
+        assert_eq!(fresh.github_url, "https://github.com");
+        assert_eq!(fresh.github_api_url, "https://api.github.com");
+
+        let ghes = load(
+            "[github]\napp_id = 1\nprivate_key = \"env:GH_SECRET\"\napi_url = \"https://ghe.example.com/api/v3/\"\n",
+        )
+        .unwrap()
+        .setup;
+        assert_eq!(ghes.github_url, "https://ghe.example.com");
+        assert_eq!(ghes.github_api_url, "https://ghe.example.com/api/v3");
+
+        let web_only = load("[setup]\ngithub_url = \"https://ghe.example.com/\"\n")
+            .unwrap()
+            .setup;
+        assert_eq!(web_only.github_url, "https://ghe.example.com");
+        assert_eq!(web_only.github_api_url, "https://ghe.example.com/api/v3");
+
+        let set = load(
+            "[setup]\nenabled = false\ndir = \"/var/lib/portcall/app\"\ngithub_url = \"http://127.0.0.1:1\"\ngithub_api_url = \"http://127.0.0.1:2\"\n",
+        )
+        .unwrap()
+        .setup;
+        assert!(!set.enabled);
+        assert_eq!(set.dir, PathBuf::from("/var/lib/portcall/app"));
+        assert_eq!(set.github_api_url, "http://127.0.0.1:2");
+
+        let err = load("[setup]\nenabled = \"yes please\"\n").unwrap_err();
+        assert_eq!(keys(err), ["setup.enabled"]);
+        let err = load(
+            "[setup]\ndir = \" \"\ngithub_url = \"github.com\"\ngithub_api_url = \"ftp://api.github.com\"\nurl = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(keys(err), ["setup.url"]);
+        let err = load(
+            "[setup]\ndir = \" \"\ngithub_url = \"github.com\"\ngithub_api_url = \"ftp://api.github.com\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["setup.dir", "setup.github_url", "setup.github_api_url"]
+        );
     }
 
     #[test]

@@ -27,8 +27,9 @@
 //!   rules; no I/O.
 //! - [`telemetry`]: tracing (text or JSON lines) and the Prometheus
 //!   metrics, whose names are a contract.
-//! - [`setup`]: the GitHub App manifest flow's core: the manifest, the
-//!   code exchange, and the credential files (mode 0600).
+//! - [`setup`]: the GitHub App manifest flow behind `/setup/github`: the
+//!   manifest, the CSRF state, the pages' HTML, the code exchange, and the
+//!   credential files (mode 0600, never replaced).
 //! - [`startup`]: builds the application, for `main` and for tests.
 //! - [`clock`]: the current time, injectable.
 //! - [`cli`]: the client commands of the binary: admin verbs over

@@ -173,6 +173,7 @@ impl Application {
         });
 
         let server_settings = settings.server.clone();
+        let github_configured = settings.github.is_some();
         let state = web::Data::new(AppState {
             sources: settings
                 .sources
@@ -196,6 +197,9 @@ impl Application {
             admin_token: settings.admin.token,
             outbox,
             integrations: integrations.clone(),
+            setup: settings.setup,
+            public_url: server_settings.public_url.clone(),
+            github_configured,
         });
 
         let listener = TcpListener::bind(server_settings.listen)

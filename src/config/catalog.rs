@@ -1,11 +1,12 @@
 //! The catalog of integration types: every source kind and provider kind
-//! portcall can be configured with, and the configuration inputs of each,
-//! as `GET /api/v1/integration-types` serves it to CLIs and UIs.
+//! portcall can be configured with (and the GitHub App setup that writes a
+//! provider's credentials), and the configuration inputs of each, as
+//! `GET /api/v1/integration-types` serves it to CLIs and UIs.
 //!
 //! It says what the README's configuration reference says, in data. A test
 //! below keeps it honest: every key the parser accepts in `[[sources]]`,
-//! `[github]` and `[gitlab]` is in the catalog and the other way round, and
-//! every field is in the README's table.
+//! `[github]`, `[gitlab]` and `[setup]` is in the catalog and the other way
+//! round, and every field is in the README's table.
 
 use serde::Serialize;
 
@@ -15,8 +16,9 @@ pub struct IntegrationType {
     /// As `/api/v1/integrations` names kinds: `source:github`,
     /// `provider:gitlab`, …
     pub kind: &'static str,
-    /// `source` (a webhook endpoint portcall receives on) or `provider`
-    /// (a service portcall posts results to).
+    /// `source` (a webhook endpoint portcall receives on), `provider`
+    /// (a service portcall posts results to) or `setup` (creating a
+    /// provider's credentials).
     pub category: &'static str,
     pub title: &'static str,
     pub description: &'static str,
@@ -346,6 +348,43 @@ const GITLAB_PROVIDER: &[Input] = &[
     ),
 ];
 
+const SETUP: &[Input] = &[
+    Input {
+        default: Some("true"),
+        ..input(
+            "enabled",
+            InputType::Boolean,
+            false,
+            false,
+            "serve the one-click GitHub App setup at /setup/github (open while no [github] is configured, else for the admin token only); false answers 404",
+        )
+    },
+    Input {
+        default: Some("github-app"),
+        ..input(
+            "dir",
+            InputType::String,
+            false,
+            false,
+            "directory the new app's id, private key and webhook secret are written to (mode 0600; relative to the working directory); existing files are never replaced",
+        )
+    },
+    input(
+        "github_url",
+        InputType::Url,
+        false,
+        false,
+        "GitHub's web address the manifest is posted to (default: from github.api_url, else https://github.com)",
+    ),
+    input(
+        "github_api_url",
+        InputType::Url,
+        false,
+        false,
+        "GitHub's API the one-time code is exchanged at (default: github.api_url, else the API of setup.github_url: https://api.github.com or https://HOST/api/v3)",
+    ),
+];
+
 const CATALOG: &[IntegrationType] = &[
     IntegrationType {
         kind: "source:github",
@@ -459,9 +498,17 @@ const CATALOG: &[IntegrationType] = &[
         section: "[gitlab]",
         inputs: GITLAB_PROVIDER,
     },
+    IntegrationType {
+        kind: "setup:github",
+        category: "setup",
+        title: "GitHub App setup",
+        description: "Creates the GitHub App from its manifest (GET /setup/github, GitHub's App-manifest flow) and writes its credentials to files that [github] and the github source then reference.",
+        section: "[setup]",
+        inputs: SETUP,
+    },
 ];
 
-/// Every integration type, sources first.
+/// Every integration type: sources, then providers, then the GitHub App setup.
 pub fn catalog() -> &'static [IntegrationType] {
     CATALOG
 }
@@ -473,7 +520,7 @@ mod tests {
     use serde::de::{self, Deserialize, Deserializer, Visitor};
 
     use super::*;
-    use crate::config::{RawGithub, RawGitlab, RawSource};
+    use crate::config::{RawGithub, RawGitlab, RawSetup, RawSource};
     use crate::ingest::SourceKind;
 
     /// A deserializer that only records the field names a struct asks for
@@ -525,6 +572,7 @@ mod tests {
         assert_eq!(catalog_keys("source:"), parser_keys::<RawSource>());
         assert_eq!(catalog_keys("provider:github"), parser_keys::<RawGithub>());
         assert_eq!(catalog_keys("provider:gitlab"), parser_keys::<RawGitlab>());
+        assert_eq!(catalog_keys("setup:"), parser_keys::<RawSetup>());
     }
 
     #[test]
@@ -538,7 +586,7 @@ mod tests {
             let fixed = entry.inputs.iter().find(|i| i.field == "kind").unwrap();
             assert_eq!(fixed.value, Some(kind.as_str()));
         }
-        assert_eq!(catalog().len(), SourceKind::ALL.len() + 2);
+        assert_eq!(catalog().len(), SourceKind::ALL.len() + 3);
         // Each type lists a field once; every secret is a string or strings.
         for entry in catalog() {
             let fields: BTreeSet<_> = entry.inputs.iter().map(|i| i.field).collect();

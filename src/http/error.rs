@@ -64,6 +64,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// What the caller is told (opaque for 5xx).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// A database failure outside the webhook path: 503, cause to the log.

@@ -4,6 +4,7 @@
 pub mod api;
 mod error;
 pub mod probes;
+pub mod setup;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use tokio::sync::Notify;
 pub use error::ApiError;
 
 use crate::clock::Clock;
+use crate::config::SetupSettings;
 use crate::ingest::Source;
 use crate::integrations::Integrations;
 use crate::store::inbox::InboxWriter;
@@ -42,6 +44,13 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// Sources, providers and registries with their health.
     pub integrations: Arc<Integrations>,
+    /// `[setup]`: the GitHub App setup pages.
+    pub setup: SetupSettings,
+    /// `server.public_url`: the webhook and callback URLs of the manifest.
+    pub public_url: Option<String>,
+    /// Whether `[github]` is configured: an app exists, so setup is for
+    /// the admin only.
+    pub github_configured: bool,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.
@@ -55,5 +64,6 @@ pub struct SourceEntry {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::config)
         .configure(probes::config)
+        .configure(setup::config)
         .configure(api::config);
 }

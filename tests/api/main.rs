@@ -28,5 +28,6 @@ mod registry;
 mod registry_reader;
 mod release_e2e;
 mod releases_api;
+mod setup;
 mod support_registry;
 mod webhooks;

@@ -587,7 +587,7 @@ on_both_backends! {
                 "source:github", "source:gitlab", "source:distribution", "source:standard",
                 "source:acr", "source:ecr", "source:gar",
                 "source:harbor", "source:quay", "source:dockerhub", "source:jfrog", "source:nexus",
-                "provider:github", "provider:gitlab"
+                "provider:github", "provider:gitlab", "setup:github"
             ]
         );
         let fields = |kind: &str| -> Vec<String> {
@@ -615,6 +615,7 @@ on_both_backends! {
             ["app_id", "private_key", "api_url", "recovery", "recovery_interval_secs", "recovery_max_per_run"]
         );
         assert_eq!(fields("provider:gitlab"), ["url", "token"]);
+        assert_eq!(fields("setup:github"), ["enabled", "dir", "github_url", "github_api_url"]);
         assert_eq!(fields("source:acr"), ["name", "kind", "secrets", "registry"]);
         assert_eq!(fields("source:ecr"), ["name", "kind", "secrets", "registry"]);
         assert_eq!(

@@ -17,6 +17,7 @@ use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest, ResponseError a
 
 use super::ApiRoute;
 use crate::accounts::{self, AuthError, Caller};
+use crate::domain::Scope;
 use crate::http::{ApiError, AppState};
 use crate::store::now_ms;
 
@@ -85,7 +86,21 @@ async fn check(request: &ServiceRequest) -> Result<(), ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("the application state is always registered");
-    let presented = bearer(request.request())?;
+    let caller = require(request.request(), state, scope).await?;
+    request.extensions_mut().insert(caller);
+    Ok(())
+}
+
+/// Authenticates a request's bearer token (the admin token or a service
+/// account's) and checks that it holds `scope`: 401 without a valid token,
+/// 403 without the scope. The one check behind `/api/v1`, also used by
+/// the setup pages.
+pub async fn require(
+    request: &HttpRequest,
+    state: &AppState,
+    scope: Scope,
+) -> Result<Caller, ApiError> {
+    let presented = bearer(request)?;
     let caller = accounts::authenticate(&state.db, state.admin_token.as_ref(), presented, now_ms())
         .await
         .map_err(|error| match error {
@@ -97,8 +112,7 @@ async fn check(request: &ServiceRequest) -> Result<(), ApiError> {
             "this token lacks the scope {scope}"
         )));
     }
-    request.extensions_mut().insert(caller);
-    Ok(())
+    Ok(caller)
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
