@@ -20,6 +20,10 @@ pub enum Verb {
         /// Only this event (e.g. push).
         #[arg(long)]
         event: Option<String>,
+        /// Only deliveries that missed-delivery recovery asked GitHub to
+        /// redeliver.
+        #[arg(long)]
+        recovered: bool,
         /// At most this many (1–500; the server's default is 50).
         #[arg(long)]
         limit: Option<i64>,
@@ -40,6 +44,7 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
             source,
             status,
             event,
+            recovered,
             limit,
             before,
         } => {
@@ -50,6 +55,7 @@ pub async fn run(api: Api, remote: &Remote, verb: Verb) -> Result<(), CliError> 
                         ("source", source),
                         ("status", status),
                         ("event", event),
+                        ("recovered", recovered.then(|| "true".to_owned())),
                         ("limit", limit.map(|n| n.to_string())),
                         ("before", before.map(|n| n.to_string())),
                     ],

@@ -45,7 +45,7 @@ fn every_kind(dir: &Path) -> String {
 }
 
 /// `portcall ARGS…` against `app` with the admin token.
-async fn portcall(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn portcall(app: &TestApp, args: &[&str]) -> Output {
     portcall_with(app, args, &[("PORTCALL_TOKEN", ADMIN_TOKEN)]).await
 }
 

@@ -147,6 +147,11 @@ on_both_backends! {
             .map(|d| d["delivery_id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, [C]);
+        // The same view from the admin CLI.
+        let cli = crate::cli_client::portcall(&app, &["deliveries", "list", "--recovered", "--json"]).await;
+        assert_eq!(cli.status.code(), Some(0), "{}", String::from_utf8_lossy(&cli.stderr));
+        let cli: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+        assert_eq!(cli["deliveries"], listed["deliveries"]);
         let (_, others) = app.get_api("/api/v1/deliveries?recovered=false&source=github").await;
         assert_eq!(others["deliveries"].as_array().unwrap().len(), 2);
 
