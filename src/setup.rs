@@ -679,9 +679,18 @@ pub async fn complete(
     let code = code
         .filter(|c| !c.is_empty())
         .ok_or(CallbackError::MissingCode)?;
-    prepare_dir(target.dir)?;
+    // File work runs on the blocking pool, off the HTTP worker threads that
+    // also answer webhooks.
+    let dir = target.dir.to_path_buf();
+    blocking(move || prepare_dir(&dir)).await?;
     let app = exchange(target.api_url, code).await?;
-    let files = write_credentials(target.dir, &app).map_err(|source| CallbackError::Lost {
+    let dir = target.dir.to_path_buf();
+    let (app, written) = blocking(move || {
+        let written = write_credentials(&dir, &app);
+        (app, written)
+    })
+    .await;
+    let files = written.map_err(|source| CallbackError::Lost {
         id: app.id,
         slug: app.slug.clone(),
         source,
@@ -695,6 +704,14 @@ pub async fn complete(
         name: app.name,
         files,
     })
+}
+
+/// Runs file work on tokio's blocking pool; a panic there is re-raised.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }
 
 #[cfg(test)]

@@ -89,10 +89,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
         let answers = commit(&db, &mut group).await;
-        let synced = match db.sync_commits() {
-            Some(sync) => sync.await,
-            None => Ok(()),
-        };
+        let synced = db.sync_commits().await;
         tracing::debug!(
             requests = answers.len(),
             elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

@@ -182,25 +182,22 @@ impl Db {
         Ok(Self { pools, wal })
     }
 
-    /// Makes every commit so far durable: on SQLite, fsyncs the write-ahead
-    /// log (commits run with `synchronous = NORMAL`). `None` when commits
-    /// are durable already (PostgreSQL). A log that no longer exists was
-    /// checkpointed into the database file, which SQLite synced.
-    pub fn sync_commits(
-        &self,
-    ) -> Option<impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static> {
-        let wal = self.wal.clone()?;
-        let syncing = tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+    /// Makes every commit so far durable. On SQLite, fsyncs the write-ahead
+    /// log (commits run with `synchronous = NORMAL`); on PostgreSQL commits
+    /// are durable already. A log that no longer exists was checkpointed
+    /// into the database file, which SQLite synced.
+    pub async fn sync_commits(&self) -> Result<(), StoreError> {
+        let Some(wal) = self.wal.clone() else {
+            return Ok(());
+        };
+        let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
             Ok(file) => file.sync_data(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error),
-        });
-        Some(async move {
-            let synced = syncing
-                .await
-                .map_err(|e| StoreError::Sync(std::io::Error::other(e)))?;
-            synced.map_err(StoreError::Sync)
         })
+        .await
+        .map_err(|e| StoreError::Sync(std::io::Error::other(e)))?;
+        synced.map_err(StoreError::Sync)
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock
