@@ -139,11 +139,11 @@ pub fn parse_lifetime(s: &str) -> Option<Duration> {
     (secs <= 10 * 366 * 86_400).then(|| Duration::from_secs(secs))
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes).expect("the operating system's random source is available");
     bytes

@@ -167,11 +167,13 @@ pub async fn build_complete(
         })
         .collect();
     let resolve = |delivery_row: i64, build_row: i64| {
-        Job::ResolveImage { delivery_row }.into_new(
-            format!("resolve:{delivery_row}:build:{build_row}"),
-            None,
-            None,
-        )
+        Job::ResolveImage { delivery_row }
+            .into_new(
+                format!("resolve:{delivery_row}:build:{build_row}"),
+                None,
+                None,
+            )
+            .caused_by(delivery_row)
     };
     let (id, new) = builds::record(
         &outbox.db,

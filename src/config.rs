@@ -41,6 +41,7 @@ pub struct Settings {
     pub components: Components,
     pub integrations: IntegrationSettings,
     pub setup: SetupSettings,
+    pub dashboard: DashboardSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +144,15 @@ pub struct SetupSettings {
     pub github_api_url: String,
 }
 
+/// `[dashboard]`: the web dashboard at `/`.
+#[derive(Debug, Clone)]
+pub struct DashboardSettings {
+    /// `dashboard.enabled`: `false` serves no dashboard (404).
+    pub enabled: bool,
+    /// `dashboard.session_hours`: how long a sign-in lasts.
+    pub session_lifetime: Duration,
+}
+
 #[derive(Debug)]
 pub struct GithubSettings {
     pub app_id: u64,
@@ -199,6 +209,7 @@ pub struct RawSettings {
     components: Vec<RawComponent>,
     integrations: RawIntegrations,
     setup: RawSetup,
+    dashboard: RawDashboard,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +335,22 @@ struct RawSetup {
     dir: String,
     github_url: Option<String>,
     github_api_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawDashboard {
+    enabled: bool,
+    session_hours: u64,
+}
+
+impl Default for RawDashboard {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_hours: 12,
+        }
+    }
 }
 
 impl Default for RawSetup {
@@ -756,6 +783,18 @@ impl Settings {
 
         let setup = setup(raw.setup, github.as_ref(), &mut p);
 
+        let hours = raw.dashboard.session_hours;
+        if !(1..=720).contains(&hours) {
+            p.add(
+                "dashboard.session_hours",
+                "must be between 1 and 720 hours (30 days)",
+            );
+        }
+        let dashboard = DashboardSettings {
+            enabled: raw.dashboard.enabled,
+            session_lifetime: Duration::from_secs(hours.clamp(1, 720) * 3600),
+        };
+
         if p.0.is_empty() {
             Ok(Settings {
                 server,
@@ -769,6 +808,7 @@ impl Settings {
                 components,
                 integrations,
                 setup,
+                dashboard,
             })
         } else {
             Err(ConfigError { problems: p.0 })

@@ -49,6 +49,7 @@ pub mod integrations;
 pub mod probe;
 pub mod registry;
 pub mod scm;
+pub mod sessions;
 pub mod setup;
 pub mod startup;
 pub mod store;

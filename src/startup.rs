@@ -174,6 +174,7 @@ impl Application {
 
         let server_settings = settings.server.clone();
         let github_configured = settings.github.is_some();
+        let gitlab_url = settings.gitlab.as_ref().map(|g| g.url.clone());
         let state = web::Data::new(AppState {
             sources: settings
                 .sources
@@ -200,6 +201,8 @@ impl Application {
             setup: settings.setup,
             public_url: server_settings.public_url.clone(),
             github_configured,
+            dashboard: settings.dashboard,
+            gitlab_url,
         });
 
         let listener = TcpListener::bind(server_settings.listen)

@@ -2,6 +2,7 @@
 //! call one function per step and map errors; no SQL and no rules here.
 
 pub mod api;
+mod dashboard;
 mod error;
 pub mod probes;
 pub mod setup;
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 pub use error::ApiError;
 
 use crate::clock::Clock;
-use crate::config::SetupSettings;
+use crate::config::{DashboardSettings, SetupSettings};
 use crate::ingest::Source;
 use crate::integrations::Integrations;
 use crate::store::inbox::InboxWriter;
@@ -51,6 +52,10 @@ pub struct AppState {
     /// Whether `[github]` is configured: an app exists, so setup is for
     /// the admin only.
     pub github_configured: bool,
+    /// `[dashboard]`: whether it is served, and how long a sign-in lasts.
+    pub dashboard: DashboardSettings,
+    /// `gitlab.url`, for links to commits on GitLab.
+    pub gitlab_url: Option<String>,
 }
 
 /// A configured source, with its name shared for cheap hand-offs.
@@ -65,5 +70,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(webhooks::config)
         .configure(probes::config)
         .configure(setup::config)
-        .configure(api::config);
+        .configure(api::config)
+        .configure(dashboard::config);
 }

@@ -89,6 +89,26 @@ impl SourceKind {
     pub fn secret_in_query(self) -> bool {
         matches!(self, SourceKind::Quay | SourceKind::Dockerhub)
     }
+
+    /// How a stored delivery of this kind was verified, told by the header
+    /// names it was stored with (the credentials themselves never are).
+    pub fn verified_by(self, stored_headers: &[String]) -> &'static str {
+        let has = |name: &str| stored_headers.iter().any(|h| h == name);
+        match self {
+            SourceKind::Github => "HMAC-SHA256 (X-Hub-Signature-256)",
+            SourceKind::Gitlab if has("webhook-id") => "signed webhook (webhook-signature)",
+            SourceKind::Gitlab => "token (X-Gitlab-Token)",
+            SourceKind::Standard => "Standard Webhooks signature",
+            SourceKind::Distribution | SourceKind::Acr | SourceKind::Ecr => {
+                "bearer token (Authorization)"
+            }
+            SourceKind::Harbor => "secret (Authorization)",
+            SourceKind::Jfrog => "secret or HMAC (X-JFrog-Event-Auth)",
+            SourceKind::Nexus => "HMAC-SHA1 (X-Nexus-Webhook-Signature)",
+            SourceKind::Quay | SourceKind::Dockerhub => "token in the URL",
+            SourceKind::Gar => "Google OIDC token or token in the URL",
+        }
+    }
 }
 
 impl fmt::Display for SourceKind {

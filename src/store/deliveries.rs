@@ -286,6 +286,19 @@ pub enum Finish {
     },
 }
 
+impl Finish {
+    /// The history line of the attempt: its action and detail.
+    fn history(&self) -> (&'static str, &str) {
+        match self {
+            Finish::Done {
+                status, outcome, ..
+            } => (status.as_str(), outcome),
+            Finish::Failed { error, .. } => ("failed", error),
+            Finish::RetryAt { error, .. } => ("retry", error),
+        }
+    }
+}
+
 /// Records the end of an attempt and drops the lease. Only the lease owner
 /// may do so: a worker whose lease expired and was taken over changes
 /// nothing. Returns whether the row was updated.
@@ -379,6 +392,7 @@ pub async fn finish_many(
             })
             .collect();
         let ids: Vec<i64> = with_pool!(db.writer(), |pool| {
+            let mut tx = pool.begin().await?;
             let mut query = sqlx::query_scalar(&sql);
             for (id, status, kind, outcome, error, processed_at, next_attempt) in &values {
                 query = query
@@ -390,7 +404,34 @@ pub async fn finish_many(
                     .bind(*processed_at)
                     .bind(*next_attempt);
             }
-            query.bind(owner).fetch_all(pool).await?
+            let ids: Vec<i64> = query.bind(owner).fetch_all(&mut *tx).await?;
+            // The attempt's line in the history, only where the lease held
+            // (a worker that lost it recorded nothing).
+            let recorded: HashSet<i64> = ids.iter().copied().collect();
+            let history: Vec<_> = chunk
+                .iter()
+                .filter(|(id, _)| recorded.contains(id))
+                .map(|(id, finish)| (*id, finish.history()))
+                .collect();
+            if !history.is_empty() {
+                let sql = format!(
+                    "INSERT INTO delivery_history (delivery_row, at, action, detail, actor) \
+                     VALUES {}",
+                    values_placeholders(db.backend(), 1, history.len(), 5)
+                );
+                let mut insert = sqlx::query(&sql);
+                for (id, (action, detail)) in &history {
+                    insert = insert
+                        .bind(*id)
+                        .bind(now_ms)
+                        .bind(*action)
+                        .bind(*detail)
+                        .bind(owner);
+                }
+                insert.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            ids
         });
         updated.extend(ids);
     }
@@ -517,6 +558,8 @@ pub struct Filter<'a> {
     /// asked GitHub to redeliver (`github_recoveries`); `Some(false)`: only
     /// the others.
     pub recovered: Option<bool>,
+    /// Only deliveries received at or after this time (Unix ms).
+    pub since: Option<i64>,
 }
 
 /// Deliveries matching `filter`, newest first: `limit` rows with ids below
@@ -533,6 +576,7 @@ pub async fn list(
            AND ($3 IS NULL OR event = $3 OR event_kind = $3) AND ($4 IS NULL OR id < $4) \
            AND ($6 IS NULL OR $6 = EXISTS (SELECT 1 FROM github_recoveries r \
                 WHERE r.guid = deliveries.delivery_id AND r.result = 'requested')) \
+           AND ($7 IS NULL OR received_at >= $7) \
          ORDER BY id DESC LIMIT $5"
     );
     let rows: Vec<RecordRow> = with_pool!(db.reader(), |pool| {
@@ -543,6 +587,7 @@ pub async fn list(
             .bind(before)
             .bind(limit)
             .bind(filter.recovered)
+            .bind(filter.since)
             .fetch_all(pool)
             .await?
     });
@@ -614,11 +659,13 @@ pub enum ReplayError {
 
 /// Puts a delivery back in the inbox: `pending`, due at `now_ms`, attempts
 /// reset, outcome cleared, so the worker processes it again from its stored
-/// body. A delivery leased by a live worker is left alone (its outcome is
-/// about to be written); one whose lease expired is taken back.
-pub async fn replay(db: &Db, id: i64, now_ms: i64) -> Result<(), ReplayError> {
+/// body; `by` (who asked) goes in its history. A delivery leased by a live
+/// worker is left alone (its outcome is about to be written); one whose
+/// lease expired is taken back.
+pub async fn replay(db: &Db, id: i64, now_ms: i64, by: &str) -> Result<(), ReplayError> {
     let updated = with_pool!(db.writer(), |pool| {
-        sqlx::query(
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        let updated = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
                  lease_owner = NULL, lease_expires_at = NULL, outcome = NULL, \
                  last_error = NULL, processed_at = NULL \
@@ -626,10 +673,24 @@ pub async fn replay(db: &Db, id: i64, now_ms: i64) -> Result<(), ReplayError> {
         )
         .bind(now_ms)
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?
-        .rows_affected()
+        .rows_affected();
+        if updated == 1 {
+            sqlx::query(
+                "INSERT INTO delivery_history (delivery_row, at, action, detail, actor) \
+                 VALUES ($1, $2, 'replayed', NULL, $3)",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .bind(by)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        updated
     });
     if updated == 1 {
         return Ok(());
@@ -645,6 +706,66 @@ pub async fn replay(db: &Db, id: i64, now_ms: i64) -> Result<(), ReplayError> {
         Some(_) => ReplayError::InProgress(id),
         None => ReplayError::NotFound(id),
     })
+}
+
+/// One line of a delivery's processing history.
+#[derive(Debug, Clone, serde::Serialize, FromRow)]
+pub struct HistoryEntry {
+    /// Unix ms.
+    pub at: i64,
+    /// `processed`, `ignored`, `failed`, `retry` (failed, tried again
+    /// later) or `replayed`.
+    pub action: String,
+    /// The outcome or the error.
+    pub detail: Option<String>,
+    /// The worker that made the attempt, or who asked for the replay.
+    pub actor: Option<String>,
+}
+
+/// The history of delivery `id`, oldest first.
+pub async fn history(db: &Db, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows: Vec<HistoryEntry> = with_pool!(db.reader(), |pool| {
+        sqlx::query_as(
+            "SELECT at, action, detail, actor FROM delivery_history \
+             WHERE delivery_row = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows)
+}
+
+/// The names of the stored headers of each of `ids`: what the dashboard
+/// tells verification by (the values stay in the database).
+pub async fn header_names(
+    db: &Db,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<String>>, StoreError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let sql = format!(
+        "SELECT id, headers FROM deliveries WHERE id IN (VALUES {})",
+        values_placeholders(db.backend(), 1, ids.len(), 1)
+    );
+    let rows: Vec<(i64, String)> = with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    rows.into_iter()
+        .map(|(id, headers)| {
+            let headers: BTreeMap<String, serde_json::Value> = serde_json::from_str(&headers)
+                .map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "headers".into(),
+                    source: Box::new(e),
+                })?;
+            Ok((id, headers.into_keys().collect()))
+        })
+        .collect()
 }
 
 /// When the newest delivery from `source` was received (Unix ms), if any.

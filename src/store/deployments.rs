@@ -1,10 +1,12 @@
 //! The `deployments` table: what CD reported about a release in an
 //! environment, and GitHub's deployment once a report created it.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use super::jobs::{self, NewJob};
-use super::{with_pool, Db, StoreError};
+use super::{values_placeholders, with_pool, Db, StoreError};
 
 /// A report to record.
 #[derive(Debug, Clone)]
@@ -82,6 +84,32 @@ pub async fn of_release(db: &Db, release_id: i64) -> Result<Vec<Deployment>, Sto
             .fetch_all(pool)
             .await?
     }))
+}
+
+/// The reports of each of `release_ids`, newest first.
+pub async fn of_releases(
+    db: &Db,
+    release_ids: &[i64],
+) -> Result<HashMap<i64, Vec<Deployment>>, StoreError> {
+    if release_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deployments WHERE release_id IN (VALUES {}) ORDER BY id DESC",
+        values_placeholders(db.backend(), 1, release_ids.len(), 1)
+    );
+    let rows: Vec<Deployment> = with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql);
+        for id in release_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    let mut by_release: HashMap<i64, Vec<Deployment>> = HashMap::new();
+    for row in rows {
+        by_release.entry(row.release_id).or_default().push(row);
+    }
+    Ok(by_release)
 }
 
 /// The provider deployment an earlier report of `release_id` in

@@ -5,11 +5,12 @@
 //! the inbox, and end `done`, `dead` (with the last error) or `skipped`
 //! (offline or no provider configured; the payload is kept for an operator).
 
+use std::collections::HashMap;
 use std::fmt;
 
 use sqlx::FromRow;
 
-use super::{with_pool, Backend, Db, StoreError};
+use super::{values_placeholders, with_pool, Backend, Db, StoreError};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +72,24 @@ pub struct NewJob {
     /// were enqueued (see [`claim`]); `None` for jobs that may run in any
     /// order.
     pub sequence_key: Option<String>,
+    /// The delivery whose processing enqueued it, shown with the delivery.
+    pub delivery_row: Option<i64>,
+}
+
+impl NewJob {
+    /// Records `delivery_row` as the delivery that caused the job.
+    #[must_use]
+    pub fn caused_by(mut self, delivery_row: i64) -> Self {
+        self.delivery_row = Some(delivery_row);
+        self
+    }
 }
 
 /// The statement behind [`insert!`].
 pub(crate) const INSERT: &str = "INSERT INTO jobs \
      (kind, dedupe_key, payload, repository, release_id, state, result, sequence_key, \
-      next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) \
+      next_attempt_at, created_at, updated_at, delivery_row) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10) \
      ON CONFLICT (dedupe_key) DO NOTHING";
 
 /// Inserts a [`NewJob`] on a connection or transaction of either backend
@@ -99,6 +112,7 @@ macro_rules! insert {
             .bind(result)
             .bind(job.sequence_key.as_deref())
             .bind($now_ms)
+            .bind(job.delivery_row)
             .execute($conn)
             .await?
             .rows_affected()
@@ -267,6 +281,8 @@ pub struct JobRecord {
     pub state: JobState,
     pub repository: Option<String>,
     pub release_id: Option<i64>,
+    /// The delivery whose processing enqueued it.
+    pub delivery_row: Option<i64>,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -283,6 +299,7 @@ struct JobRow {
     state: String,
     repository: Option<String>,
     release_id: Option<i64>,
+    delivery_row: Option<i64>,
     attempts: i64,
     next_attempt_at: i64,
     last_error: Option<String>,
@@ -309,6 +326,7 @@ impl TryFrom<JobRow> for JobRecord {
             kind: row.kind,
             repository: row.repository,
             release_id: row.release_id,
+            delivery_row: row.delivery_row,
             attempts: row.attempts,
             next_attempt_at: row.next_attempt_at,
             last_error: row.last_error,
@@ -319,19 +337,23 @@ impl TryFrom<JobRow> for JobRecord {
     }
 }
 
-const RECORD_COLUMNS: &str = "id, kind, state, repository, release_id, attempts, next_attempt_at, \
+const RECORD_COLUMNS: &str = "id, kind, state, repository, release_id, delivery_row, attempts, \
+     next_attempt_at, \
      last_error, result, payload, created_at, updated_at";
 
-/// Jobs newest first, optionally in one state, with ids below `before`.
+/// Jobs newest first, optionally in one state or caused by one delivery,
+/// with ids below `before`.
 pub async fn list(
     db: &Db,
     state: Option<JobState>,
+    delivery_row: Option<i64>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<JobRecord>, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM jobs \
          WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR id < $2) \
+           AND ($4 IS NULL OR delivery_row = $4) \
          ORDER BY id DESC LIMIT $3"
     );
     let rows: Vec<JobRow> = with_pool!(db.reader(), |pool| {
@@ -339,6 +361,7 @@ pub async fn list(
             .bind(state.map(JobState::as_str))
             .bind(before)
             .bind(limit)
+            .bind(delivery_row)
             .fetch_all(pool)
             .await?
     });
@@ -346,6 +369,29 @@ pub async fn list(
         .into_iter()
         .map(JobRecord::try_from)
         .collect::<Result<_, _>>()?)
+}
+
+/// How many jobs each of `delivery_rows` caused.
+pub async fn count_by_delivery(
+    db: &Db,
+    delivery_rows: &[i64],
+) -> Result<HashMap<i64, i64>, StoreError> {
+    if delivery_rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT delivery_row, COUNT(*) FROM jobs WHERE delivery_row IN (VALUES {}) \
+         GROUP BY delivery_row",
+        values_placeholders(db.backend(), 1, delivery_rows.len(), 1)
+    );
+    let rows: Vec<(i64, i64)> = with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql);
+        for row in delivery_rows {
+            query = query.bind(*row);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<JobRecord>, StoreError> {

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod recoveries;
 pub mod releases;
 pub mod service_accounts;
+pub mod sessions;
 pub mod statuses;
 
 use std::path::PathBuf;

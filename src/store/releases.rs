@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::deployments::{self, Deployment};
 use super::jobs::{self, NewJob};
-use super::{with_pool, Db, StoreError};
+use super::{values_placeholders, with_pool, Db, StoreError};
 
 /// A manifest push to record, tied to the delivery it came from.
 #[derive(Debug, Clone)]
@@ -280,6 +280,39 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Release>, StoreError> {
     let sql = format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1");
     Ok(with_pool!(db.reader(), |pool| {
         sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+    }))
+}
+
+/// A release an image push made, by the delivery that brought the push.
+#[derive(Debug, Clone, FromRow)]
+pub struct CausedRelease {
+    pub delivery_row: i64,
+    pub id: i64,
+    pub name: String,
+    pub component: String,
+}
+
+/// The releases the image pushes of `delivery_rows` made.
+pub async fn of_deliveries(
+    db: &Db,
+    delivery_rows: &[i64],
+) -> Result<Vec<CausedRelease>, StoreError> {
+    if delivery_rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT p.delivery_row, r.id, r.name, r.component FROM image_pushes p \
+         JOIN releases r ON r.component = p.component AND r.digest = p.digest \
+             AND r.tag = p.tag \
+         WHERE p.delivery_row IN (VALUES {}) ORDER BY r.id",
+        values_placeholders(db.backend(), 1, delivery_rows.len(), 1)
+    );
+    Ok(with_pool!(db.reader(), |pool| {
+        let mut query = sqlx::query_as(&sql);
+        for row in delivery_rows {
+            query = query.bind(*row);
+        }
+        query.fetch_all(pool).await?
     }))
 }
 

@@ -663,6 +663,9 @@ async fn resolve_image(outbox: &Outbox, delivery_row: i64) -> Result<String, Fai
             public_url: outbox.public_url.as_deref(),
         }
         .jobs(&component.repository, skip.as_deref())
+        .into_iter()
+        .map(|job| job.caused_by(delivery_row))
+        .collect()
     };
     let (release_id, created) =
         releases::resolve_push(&outbox.db, push.id, &resolution, make_jobs, now_ms()).await?;

@@ -106,6 +106,7 @@ impl Job {
             release_id,
             skipped,
             sequence_key: self.sequence_key(),
+            delivery_row: None,
         }
     }
 }

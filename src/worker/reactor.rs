@@ -53,7 +53,7 @@ impl Reactor {
         }
         match event {
             Event::ImagePushed(image) => self.image_pushed(delivery, image).await,
-            Event::PullRequest(pr) => self.pull_request(pr).await,
+            Event::PullRequest(pr) => self.pull_request(delivery, pr).await,
             Event::CheckRunRerequested(check) => self.check_rerequested(delivery, check).await,
             Event::Unknown { what } => Ok(Outcome::Ignored(format!("{what}: not acted on"))),
             other => Ok(Outcome::Processed(format!("recorded {other}"))),
@@ -101,7 +101,8 @@ impl Reactor {
         let resolve = Job::ResolveImage {
             delivery_row: delivery.id,
         }
-        .into_new(format!("resolve:{}", delivery.id), None, None);
+        .into_new(format!("resolve:{}", delivery.id), None, None)
+        .caused_by(delivery.id);
         releases::record_push(
             &self.outbox.db,
             &NewImagePush {
@@ -125,7 +126,11 @@ impl Reactor {
 
     /// A pull request opened, reopened or updated whose head already has
     /// images gets each component's sticky comment.
-    async fn pull_request(&self, pr: &PullRequest) -> Result<Outcome, StoreError> {
+    async fn pull_request(
+        &self,
+        delivery: DeliveryContext<'_>,
+        pr: &PullRequest,
+    ) -> Result<Outcome, StoreError> {
         if matches!(pr.action, PullRequestAction::Closed { .. }) {
             return Ok(Outcome::Ignored(format!(
                 "pull request {}#{} closed",
@@ -161,7 +166,8 @@ impl Reactor {
                     ),
                     None,
                     skip,
-                ),
+                )
+                .caused_by(delivery.id),
             );
         }
         self.enqueue(&new_jobs).await?;
@@ -202,7 +208,8 @@ impl Reactor {
                     format!("check:rerequested:{}:{}", delivery.id, push.component),
                     None,
                     skip,
-                ),
+                )
+                .caused_by(delivery.id),
             );
         }
         if new_jobs.is_empty() {

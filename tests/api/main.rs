@@ -11,6 +11,7 @@ mod ci_examples;
 mod cli;
 mod cli_client;
 mod concurrency;
+mod dashboard;
 mod deployments;
 mod events;
 mod inbox;

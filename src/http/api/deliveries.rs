@@ -75,6 +75,7 @@ async fn list(
         status,
         event: query.event.as_deref(),
         recovered: query.recovered,
+        since: None,
     };
     let page = Page {
         limit: query.limit,
@@ -134,12 +135,12 @@ async fn get(
     ),
 )]
 async fn replay(
-    _: Authorized,
+    Authorized(caller): Authorized,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = super::id(&id, "delivery")?;
-    deliveries::replay(&state.db, id, now_ms())
+    deliveries::replay(&state.db, id, now_ms(), &caller.id)
         .await
         .map_err(|error| match error {
             ReplayError::NotFound(_) => ApiError::not_found(error.to_string()),

@@ -1,4 +1,4 @@
-//! `GET /api/v1/jobs[?state=]`, `GET /api/v1/jobs/{id}`,
+//! `GET /api/v1/jobs[?state=&delivery=]`, `GET /api/v1/jobs/{id}`,
 //! `POST /api/v1/jobs/{id}/retry`: the outbox, for operators.
 
 use actix_web::{web, HttpResponse};
@@ -25,6 +25,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 struct Query {
     state: Option<String>,
+    /// Only the jobs that processing this delivery (its row id) enqueued.
+    delivery: Option<i64>,
     limit: Option<i64>,
     before: Option<i64>,
 }
@@ -59,7 +61,14 @@ async fn list(
         limit: query.limit,
         before: query.before,
     };
-    let rows = jobs::list(&state.db, job_state, page.before, page.limit()?).await?;
+    let rows = jobs::list(
+        &state.db,
+        job_state,
+        query.delivery,
+        page.before,
+        page.limit()?,
+    )
+    .await?;
     let next = page.next_before(rows.iter().map(|j| j.id), rows.len());
     Ok(HttpResponse::Ok().json(json!({"jobs": rows, "next_before": next})))
 }
