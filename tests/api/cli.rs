@@ -266,6 +266,10 @@ async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("portcall starts");
+    // Trace level logs a lot: drain the pipes from the start, or the
+    // server blocks writing its log once they are full.
+    let pid = child.id().unwrap().to_string();
+    let output = tokio::spawn(child.wait_with_output());
     wait_until_serving(port).await;
     let client = reqwest::Client::new();
     let post = |token: &'static str| {
@@ -282,19 +286,43 @@ async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
     let refused = post(WRONG).await.unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     assert!(!refused.text().await.unwrap().contains(WRONG));
-    // Let the worker process the push (its resolution ends: no api_url).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let the worker process the push and the dispatcher run its
+    // resolution (which ends: no api_url).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let jobs: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/jobs"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let resolved = jobs["jobs"].as_array().is_some_and(|jobs| {
+            jobs.iter()
+                .any(|j| j["kind"] == "resolve_image" && j["state"] != "pending")
+        });
+        if resolved {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push was not resolved: {jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
-    let pid = child.id().unwrap().to_string();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .await
         .unwrap();
     assert!(kill.success());
-    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+    let output = tokio::time::timeout(Duration::from_secs(15), output)
         .await
         .expect("portcall exits after SIGTERM")
+        .unwrap()
         .unwrap();
     let log = format!(
         "{}{}",
@@ -329,7 +357,7 @@ async fn a_query_token_never_reaches_the_log_even_at_debug() {
     );
     let config = write_config(dir.path(), &db_url, true, true, &extra);
     let port = free_port();
-    let mut child = portcall(&config)
+    let child = portcall(&config)
         .arg("serve")
         .env("RUST_LOG", "debug")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -337,6 +365,9 @@ async fn a_query_token_never_reaches_the_log_even_at_debug() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("portcall starts");
+    // Drain the log from the start: a full pipe would block the server.
+    let pid = child.id().unwrap().to_string();
+    let output = tokio::spawn(child.wait_with_output());
     let client = reqwest::Client::new();
     let url = |query: &str| format!("http://127.0.0.1:{port}/webhooks/gar?{query}");
     wait_until_serving(port).await;
@@ -350,21 +381,18 @@ async fn a_query_token_never_reaches_the_log_even_at_debug() {
         assert_eq!(response.status().as_u16(), expected, "{query}");
         assert!(!response.text().await.unwrap().contains(TOKEN));
     }
-    let pid = child.id().unwrap().to_string();
     let kill = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .await
         .unwrap();
     assert!(kill.success());
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
+    let output = tokio::time::timeout(Duration::from_secs(15), output)
         .await
         .expect("portcall exits after SIGTERM")
+        .unwrap()
         .unwrap();
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
-        .await
-        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("webhook refused"), "{stderr}");
     assert!(
         !stderr.contains(TOKEN),
