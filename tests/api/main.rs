@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod bad_requests;
+mod browser;
 mod ci;
 mod ci_examples;
 mod cli;

@@ -123,26 +123,6 @@ async fn open_registry() -> MockServer {
     server
 }
 
-/// `GET /app` (and the installations) answered as documented.
-async fn mount_app(github: &GithubMock) {
-    Mock::given(method("GET"))
-        .and(path("/app"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(body("github-api/apps/get-authenticated.json")),
-        )
-        .mount(&github.server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/app/installations"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!([body("github-api/apps/get-repo-installation.json")])),
-        )
-        .mount(&github.server)
-        .await;
-}
-
 /// An app with both providers and a registry reader, its monitor checking
 /// every second.
 async fn spawn_connected(
@@ -365,7 +345,7 @@ on_both_backends! {
 
     async fn integrations_are_listed_with_the_health_the_monitor_found(db: TestDb) {
         let github = GithubMock::start().await;
-        mount_app(&github).await;
+        github.mount_app().await;
         let gitlab = GitlabMock::start().await;
         let registry = open_registry().await;
         let dir = tempfile::tempdir().unwrap();
@@ -420,7 +400,7 @@ on_both_backends! {
 
     async fn testing_an_integration_checks_connectivity_authentication_and_functionality(db: TestDb) {
         let github = GithubMock::start().await;
-        mount_app(&github).await;
+        github.mount_app().await;
         let gitlab = GitlabMock::start().await;
         Mock::given(method("GET"))
             .and(path("/api/v4/projects"))

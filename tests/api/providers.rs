@@ -60,6 +60,27 @@ impl GithubMock {
         self.mount_token().await;
     }
 
+    /// `GET /app` (and the installations) answered as documented: the
+    /// App's live check succeeds.
+    pub async fn mount_app(&self) {
+        Mock::given(method("GET"))
+            .and(path("/app"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(body("github-api/apps/get-authenticated.json")),
+            )
+            .mount(&self.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/app/installations"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([body("github-api/apps/get-repo-installation.json")])),
+            )
+            .mount(&self.server)
+            .await;
+    }
+
     pub async fn mount_token(&self) {
         let mut token = body("github-api/apps/create-installation-access-token.json");
         // Valid for an hour from now, as GitHub mints them.
