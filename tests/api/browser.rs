@@ -17,8 +17,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use tokio::process::{Child, Command};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 use crate::providers::GithubMock;
@@ -196,16 +194,7 @@ async fn an_operator_follows_a_delivery_through_the_dashboard_in_chromium() {
     // and accepts the rest.
     let github = GithubMock::start().await;
     github.mount_app_auth(REPO).await;
-    Mock::given(method("POST"))
-        .and(path(format!("/repos/{REPO}/statuses/{SHA}")))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
-            "message": "Not Found",
-            "documentation_url": "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
-        })))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&github.server)
-        .await;
+    github.refuse_status_once(REPO, SHA).await;
     github.mount_posting(REPO, SHA, &[]).await;
     github.mount_app().await;
     let app = TestApp::spawn_with(

@@ -94,6 +94,22 @@ impl GithubMock {
             .await;
     }
 
+    /// The first commit status on `sha` is refused with GitHub's 404 (a
+    /// repository the App cannot see): the job dies at once. Mount before
+    /// [`Self::mount_posting`], which answers the rest.
+    pub async fn refuse_status_once(&self, repo: &str, sha: &str) {
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repo}/statuses/{sha}")))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
+            })))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
     /// Statuses and check runs succeed; `pulls` are the open pull requests
     /// whose head is the commit (numbers).
     pub async fn mount_posting(&self, repo: &str, sha: &str, pulls: &[u64]) {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::views::{
     self, BodyView, Chrome, DeliveryDetailView, DeliveryFilters, DeliveryRow, Pager, Tab,
 };
-use super::{html, number, page_size, path_id, see_other, text, CsrfForm, Refusal, Signed};
+use super::{choice, html, number, page_size, path_id, see_other, text, CsrfForm, Refusal, Signed};
 use crate::http::AppState;
 use crate::ingest::is_credential_header;
 use crate::store::deliveries::{self, Filter, ReplayError, Status};
@@ -38,22 +38,13 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Refusal> {
-    let status = text(&query.status)
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                Refusal::bad_request(format!(
-                    "status must be one of pending, processed, ignored, failed; got {s:?}"
-                ))
-            })
-        })
-        .transpose()?;
-    let since = text(&query.since)
-        .map(|s| {
-            since_ms(s).ok_or_else(|| {
-                Refusal::bad_request(format!("since must be one of 1h, 24h, 7d, 30d; got {s:?}"))
-            })
-        })
-        .transpose()?;
+    let status = choice(
+        "status",
+        &query.status,
+        Status::parse,
+        "pending, processed, ignored, failed",
+    )?;
+    let since = choice("since", &query.since, since_ms, "1h, 24h, 7d, 30d")?;
     let before = number("before", query.before.as_deref())?;
     let limit = page_size(query.limit.as_deref())?;
     let filter = Filter {

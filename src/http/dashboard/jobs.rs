@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::deliveries::pager;
 use super::views::{self, Chrome, Tab};
-use super::{html, number, page_size, path_id, see_other, text, CsrfForm, Refusal, Signed};
+use super::{choice, html, number, page_size, path_id, see_other, text, CsrfForm, Refusal, Signed};
 use crate::http::AppState;
 use crate::store::jobs::{self, JobState, RetryError};
 use crate::store::now_ms;
@@ -26,15 +26,12 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Refusal> {
-    let job_state = text(&query.state)
-        .map(|s| {
-            JobState::parse(s).ok_or_else(|| {
-                Refusal::bad_request(format!(
-                    "state must be one of pending, done, dead, skipped; got {s:?}"
-                ))
-            })
-        })
-        .transpose()?;
+    let job_state = choice(
+        "state",
+        &query.state,
+        JobState::parse,
+        "pending, done, dead, skipped",
+    )?;
     let delivery = number("delivery", query.delivery.as_deref())?;
     let before = number("before", query.before.as_deref())?;
     let limit = page_size(query.limit.as_deref())?;

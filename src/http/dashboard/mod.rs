@@ -329,6 +329,23 @@ fn text(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// An optional query parameter that must be one of a few words, refused
+/// naming it and the words it may be.
+fn choice<T>(
+    name: &str,
+    value: &Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Option<T>, Refusal> {
+    text(value)
+        .map(|v| {
+            parse(v).ok_or_else(|| {
+                Refusal::bad_request(format!("{name} must be one of {allowed}; got {v:?}"))
+            })
+        })
+        .transpose()
+}
+
 /// The number of rows a page shows: `limit` (1–200), default 50.
 fn page_size(limit: Option<&str>) -> Result<i64, Refusal> {
     match number("limit", limit)? {
