@@ -69,8 +69,16 @@ pub fn verify(
         what: "Distribution notification envelope",
         detail,
     };
+    // The path names the field at fault ("events: invalid type …").
+    let mut json = serde_json::Deserializer::from_slice(&body);
     let envelope: Envelope<'_> =
-        serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." => invalid(e.into_inner().to_string()),
+                path => invalid(format!("{path}: {}", e.into_inner())),
+            }
+        })?;
+    json.end().map_err(|e| invalid(e.to_string()))?;
     let kept = keep_headers(headers, KEPT_HEADERS);
 
     envelope
