@@ -60,6 +60,17 @@ impl TestDb {
         }
     }
 
+    /// A SQLite database in `dir` (which the caller may have prepared, e.g.
+    /// as a small filesystem of its own).
+    pub fn sqlite_in(dir: tempfile::TempDir) -> Self {
+        let url = format!("sqlite://{}", dir.path().join("portcall.db").display());
+        Self {
+            url,
+            _dir: dir,
+            postgres: None,
+        }
+    }
+
     /// A new database on the server named by [`POSTGRES_ENV`], or `None`
     /// (with a notice on the terminal) when it is not set.
     pub async fn postgres() -> Option<Self> {

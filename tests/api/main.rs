@@ -15,6 +15,7 @@ mod concurrency;
 mod dashboard;
 mod deployments;
 mod events;
+mod faults;
 mod hostile;
 mod inbox;
 mod logs;
