@@ -98,6 +98,18 @@ impl ScmClient for Instrumented {
         .await
     }
 
+    async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError> {
+        let span = self.span("check_run_lookup", repo);
+        span.record("commit", check.head_sha.as_str());
+        self.observe(
+            "check_run_lookup",
+            span,
+            self.inner.check_run_exists(repo, check),
+            itself,
+        )
+        .await
+    }
+
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError> {
         let span = self.span("check_run", repo);
         span.record("commit", check.head_sha.as_str());
@@ -185,6 +197,9 @@ mod tests {
         }
         async fn create_check_run(&self, _: &RepoSlug, _: &CheckRun) -> Result<(), ScmError> {
             Err(ScmError::permanent(Some(422), "no"))
+        }
+        async fn check_run_exists(&self, _: &RepoSlug, _: &CheckRun) -> Result<bool, ScmError> {
+            Ok(false)
         }
         async fn open_pull_requests(
             &self,

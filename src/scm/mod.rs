@@ -312,6 +312,12 @@ pub trait ScmClient: Send + Sync + 'static {
     /// Creates a completed check run (emulated on GitLab).
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError>;
 
+    /// Whether a check run of this name (and external id) is already on its
+    /// commit. Asked before creating one again when an earlier attempt may
+    /// have reached the provider but died before it was recorded (a killed
+    /// replica, a lost answer), so that a retry does not create a second.
+    async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError>;
+
     /// Numbers (GitHub PR number, GitLab MR iid) of the open pull/merge
     /// requests whose head is `sha`.
     async fn open_pull_requests(

@@ -369,7 +369,7 @@ async fn execute(
             Some(client) => {
                 let limit = target_semaphore(per_target, repo, settings.per_installation);
                 let _permit = limit.acquire_owned().await.expect("never closed");
-                post(outbox, client.as_ref(), &job, &mut follow_ups).await
+                post(outbox, client.as_ref(), &job, attempts > 1, &mut follow_ups).await
             }
         },
     };
@@ -417,10 +417,13 @@ fn target_semaphore(
 }
 
 /// One provider call (or a few, for a comment on several pull requests).
+/// `retried`: an earlier attempt of this job ran, and may have reached the
+/// provider before it failed or its process died.
 async fn post(
     outbox: &Outbox,
     client: &dyn ScmClient,
     job: &Job,
+    retried: bool,
     follow_ups: &mut Vec<NewJob>,
 ) -> Result<String, Failure> {
     match job {
@@ -457,6 +460,12 @@ async fn post(
             ))
         }
         Job::CheckRun { repo, check } => {
+            if retried && client.check_run_exists(repo, check).await? {
+                return Ok(format!(
+                    "check run {:?} already on {} (an earlier attempt created it)",
+                    check.name, check.head_sha
+                ));
+            }
             client.create_check_run(repo, check).await?;
             Ok(format!("check run {:?} on {}", check.name, check.head_sha))
         }

@@ -32,6 +32,7 @@ mod registry;
 mod registry_reader;
 mod release_e2e;
 mod releases_api;
+mod replicas;
 mod setup;
 mod slow_clients;
 mod support_registry;

@@ -128,6 +128,15 @@ impl GithubMock {
             )
             .mount(&self.server)
             .await;
+        // No check run of ours is there yet (asked before a retry).
+        let mut none = body("github-api/checks/list-for-ref.json");
+        none["total_count"] = json!(0);
+        none["check_runs"] = json!([]);
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/commits/{sha}/check-runs")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(none))
+            .mount(&self.server)
+            .await;
         let documented = body("github-api/repos/list-pull-requests-associated-with-commit.json");
         let prs: Vec<Value> = pulls
             .iter()

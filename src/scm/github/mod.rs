@@ -562,6 +562,25 @@ impl ScmClient for GithubClient {
         Ok(())
     }
 
+    /// `GET /repos/{repo}/commits/{sha}/check-runs?check_name=…`: one of
+    /// ours (same name, same external id) is there already.
+    #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %check.head_sha))]
+    async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError> {
+        let path = github_path(repo)?;
+        let name: String = form_urlencoded::byte_serialize(check.name.as_bytes()).collect();
+        let target = uri(format!(
+            "/repos/{path}/commits/{}/check-runs?check_name={name}&filter=all&per_page=100",
+            check.head_sha
+        ))?;
+        let answer = self.call(repo, Method::GET, target, None::<&()>).await?;
+        let listed: wire::ListedCheckRuns = parse(&answer, "check runs")?;
+        Ok(listed.check_runs.iter().any(|run| {
+            run.name == check.name
+                && run.head_sha.eq_ignore_ascii_case(check.head_sha.as_str())
+                && (check.external_id.is_none() || run.external_id == check.external_id)
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %sha))]
     async fn open_pull_requests(
         &self,

@@ -75,6 +75,20 @@ pub(super) fn deployment_state(state: DeploymentState) -> &'static str {
 
 /// The answer to a deployment request GitHub accepted without creating
 /// one (202).
+/// `GET …/check-runs`: only what tells one of ours from the others
+/// (octocrab's model has no `external_id`).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListedCheckRuns {
+    pub check_runs: Vec<ListedCheckRun>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListedCheckRun {
+    pub name: String,
+    pub head_sha: String,
+    pub external_id: Option<String>,
+}
+
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct Message {
     pub message: String,
