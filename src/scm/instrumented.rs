@@ -98,6 +98,23 @@ impl ScmClient for Instrumented {
         .await
     }
 
+    async fn status_is_current(
+        &self,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        let span = self.span("commit_status_lookup", repo);
+        span.record("commit", sha.as_str());
+        self.observe(
+            "commit_status_lookup",
+            span,
+            self.inner.status_is_current(repo, sha, status),
+            itself,
+        )
+        .await
+    }
+
     async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError> {
         let span = self.span("check_run_lookup", repo);
         span.record("commit", check.head_sha.as_str());
@@ -199,6 +216,14 @@ mod tests {
             Err(ScmError::permanent(Some(422), "no"))
         }
         async fn check_run_exists(&self, _: &RepoSlug, _: &CheckRun) -> Result<bool, ScmError> {
+            Ok(false)
+        }
+        async fn status_is_current(
+            &self,
+            _: &RepoSlug,
+            _: &CommitSha,
+            _: &CommitStatus,
+        ) -> Result<bool, ScmError> {
             Ok(false)
         }
         async fn open_pull_requests(

@@ -309,6 +309,16 @@ pub trait ScmClient: Send + Sync + 'static {
         status: &CommitStatus,
     ) -> Result<(), ScmError>;
 
+    /// Whether the commit's newest status of this context already is this
+    /// one (state, description, link): asked, like [`Self::check_run_exists`],
+    /// before posting again what an earlier attempt may have posted.
+    async fn status_is_current(
+        &self,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<bool, ScmError>;
+
     /// Creates a completed check run (emulated on GitLab).
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError>;
 

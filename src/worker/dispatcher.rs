@@ -443,7 +443,12 @@ async fn post(
                     status.state.as_str()
                 ));
             }
-            client.post_status(repo, sha, status).await?;
+            // An earlier attempt may have posted it and died before
+            // recording it: then it is recorded now, not posted twice.
+            let posted_before = retried && client.status_is_current(repo, sha, status).await?;
+            if !posted_before {
+                client.post_status(repo, sha, status).await?;
+            }
             let posted = statuses::PostedStatus {
                 repository: &key,
                 sha: sha.as_str(),
@@ -454,9 +459,14 @@ async fn post(
             };
             statuses::record_posted_status(&outbox.db, &posted, now_ms()).await?;
             Ok(format!(
-                "status {} {} on {sha}",
+                "status {} {} on {sha}{}",
                 status.context,
-                status.state.as_str()
+                status.state.as_str(),
+                if posted_before {
+                    " (an earlier attempt posted it)"
+                } else {
+                    ""
+                }
             ))
         }
         Job::CheckRun { repo, check } => {

@@ -128,6 +128,12 @@ impl GithubMock {
             )
             .mount(&self.server)
             .await;
+        // No status is there yet (asked before a retry).
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{repo}/commits/{sha}/statuses")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&self.server)
+            .await;
         // No check run of ours is there yet (asked before a retry).
         let mut none = body("github-api/checks/list-for-ref.json");
         none["total_count"] = json!(0);

@@ -134,29 +134,20 @@ async fn three_replicas_on_one_postgres_lose_nothing_and_post_nothing_twice_when
     };
     let github = GithubMock::start().await;
     github.mount_app_auth(REPO).await;
-    Mock::given(method("POST"))
-        .and(path_regex(format!(
-            "^/repos/{REPO}/statuses/[0-9a-f]{{40}}$"
-        )))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(body("github-api/repos/create-commit-status.json")),
-        )
-        .mount(&github.server)
-        .await;
-    let checks = CheckRuns::default();
-    Mock::given(method("POST"))
-        .and(path_regex(format!("^/repos/{REPO}/check-runs$")))
-        .respond_with(checks.clone())
-        .mount(&github.server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(format!(
-            "^/repos/{REPO}/commits/[0-9a-f]{{40}}/check-runs$"
-        )))
-        .respond_with(checks.clone())
-        .mount(&github.server)
-        .await;
+    // Statuses and check runs are kept, and listed back, as GitHub does.
+    let github_state = Posted::default();
+    for (verb, route) in [
+        ("POST", "statuses/[0-9a-f]{40}"),
+        ("GET", "commits/[0-9a-f]{40}/statuses"),
+        ("POST", "check-runs"),
+        ("GET", "commits/[0-9a-f]{40}/check-runs"),
+    ] {
+        Mock::given(method(verb))
+            .and(path_regex(format!("^/repos/{REPO}/{route}$")))
+            .respond_with(github_state.clone())
+            .mount(&github.server)
+            .await;
+    }
     Mock::given(method("GET"))
         .and(path_regex(format!(
             "^/repos/{REPO}/commits/[0-9a-f]{{40}}/pulls$"
@@ -302,47 +293,71 @@ async fn three_replicas_on_one_postgres_lose_nothing_and_post_nothing_twice_when
     db.drop_database().await;
 }
 
-/// GitHub's check runs as far as the test needs them: a created run is
-/// listed on its commit afterwards, as GitHub lists it.
+/// GitHub's statuses and check runs as far as the test needs them: what
+/// was created is listed on its commit afterwards (statuses newest first),
+/// as GitHub lists it.
 #[derive(Clone, Default)]
-struct CheckRuns(Arc<std::sync::Mutex<BTreeMap<String, Vec<Value>>>>);
+struct Posted(Arc<std::sync::Mutex<BTreeMap<Key, Vec<Value>>>>);
 
-impl wiremock::Respond for CheckRuns {
+/// `("status" | "check", commit)`.
+type Key = (&'static str, String);
+
+impl wiremock::Respond for Posted {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let mut runs = self.0.lock().unwrap();
-        if request.method.as_str() == "POST" {
-            let asked: Value = serde_json::from_slice(&request.body).unwrap();
-            let mut run = body("github-api/checks/create.json");
-            for field in [
-                "name",
-                "head_sha",
-                "external_id",
-                "conclusion",
-                "details_url",
-            ] {
-                run[field] = asked[field].clone();
+        let mut posted = self.0.lock().unwrap();
+        let segments: Vec<&str> = request.url.path().split('/').collect();
+        let asked = || -> Value { serde_json::from_slice(&request.body).unwrap() };
+        match (request.method.as_str(), segments.as_slice()) {
+            ("POST", [.., "statuses", sha]) => {
+                let asked = asked();
+                let mut status = body("github-api/repos/create-commit-status.json");
+                for field in ["state", "description", "target_url", "context"] {
+                    status[field] = asked[field].clone();
+                }
+                let list = posted.entry(("status", (*sha).to_owned())).or_default();
+                list.insert(0, status.clone());
+                ResponseTemplate::new(201).set_body_json(status)
             }
-            let sha = asked["head_sha"].as_str().unwrap().to_owned();
-            runs.entry(sha).or_default().push(run.clone());
-            return ResponseTemplate::new(201).set_body_json(run);
+            ("GET", [.., sha, "statuses"]) => {
+                let list = posted.get(&("status", (*sha).to_owned())).cloned();
+                ResponseTemplate::new(200).set_body_json(list.unwrap_or_default())
+            }
+            ("POST", [.., "check-runs"]) => {
+                let asked = asked();
+                let mut run = body("github-api/checks/create.json");
+                for field in [
+                    "name",
+                    "head_sha",
+                    "external_id",
+                    "conclusion",
+                    "details_url",
+                ] {
+                    run[field] = asked[field].clone();
+                }
+                let sha = asked["head_sha"].as_str().unwrap().to_owned();
+                posted.entry(("check", sha)).or_default().push(run.clone());
+                ResponseTemplate::new(201).set_body_json(run)
+            }
+            ("GET", [.., sha, "check-runs"]) => {
+                let name = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "check_name")
+                    .map(|(_, v)| v.into_owned());
+                let listed: Vec<Value> = posted
+                    .get(&("check", (*sha).to_owned()))
+                    .into_iter()
+                    .flatten()
+                    .filter(|run| name.as_deref().is_none_or(|n| run["name"] == n))
+                    .cloned()
+                    .collect();
+                let mut list = body("github-api/checks/list-for-ref.json");
+                list["total_count"] = json!(listed.len());
+                list["check_runs"] = json!(listed);
+                ResponseTemplate::new(200).set_body_json(list)
+            }
+            _ => ResponseTemplate::new(404),
         }
-        let sha = request.url.path().split('/').nth(5).unwrap_or_default();
-        let name = request
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == "check_name")
-            .map(|(_, v)| v.into_owned());
-        let listed: Vec<Value> = runs
-            .get(sha)
-            .into_iter()
-            .flatten()
-            .filter(|run| name.as_deref().is_none_or(|n| run["name"] == n))
-            .cloned()
-            .collect();
-        let mut list = body("github-api/checks/list-for-ref.json");
-        list["total_count"] = json!(listed.len());
-        list["check_runs"] = json!(listed);
-        ResponseTemplate::new(200).set_body_json(list)
     }
 }
 

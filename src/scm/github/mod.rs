@@ -562,6 +562,34 @@ impl ScmClient for GithubClient {
         Ok(())
     }
 
+    /// `GET /repos/{repo}/commits/{sha}/statuses`, newest first: the first
+    /// of this context is this status.
+    #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %sha))]
+    async fn status_is_current(
+        &self,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        let path = github_path(repo)?;
+        let target = uri(format!("/repos/{path}/commits/{sha}/statuses?per_page=100"))?;
+        let answer = self.call(repo, Method::GET, target, None::<&()>).await?;
+        let listed: Vec<wire::ListedStatus> = parse(&answer, "commit statuses")?;
+        let description: String = status
+            .description
+            .chars()
+            .take(wire::MAX_DESCRIPTION_CHARS)
+            .collect();
+        Ok(listed
+            .iter()
+            .find(|s| s.context.as_deref() == Some(status.context.as_str()))
+            .is_some_and(|s| {
+                s.state == wire::status_state(status.state)
+                    && s.description.as_deref().unwrap_or_default() == description
+                    && s.target_url.as_deref() == status.target_url.as_deref()
+            }))
+    }
+
     /// `GET /repos/{repo}/commits/{sha}/check-runs?check_name=…`: one of
     /// ours (same name, same external id) is there already.
     #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %check.head_sha))]

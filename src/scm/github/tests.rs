@@ -33,6 +33,11 @@ mod answer {
         include_str!("../../../fixtures/github-api/checks/update.json");
     pub const STATUS: &str =
         include_str!("../../../fixtures/github-api/repos/create-commit-status.json");
+    pub const STATUSES: &str = include_str!(
+        "../../../fixtures/github-api/repos/list-commit-statuses-for-a-reference.json"
+    );
+    pub const CHECK_RUNS: &str =
+        include_str!("../../../fixtures/github-api/checks/list-for-ref.json");
     pub const PULLS_OF_COMMIT: &str = include_str!(
         "../../../fixtures/github-api/repos/list-pull-requests-associated-with-commit.json"
     );
@@ -604,6 +609,107 @@ async fn open_pull_requests_are_the_open_ones_headed_by_the_commit() {
         .await
         .unwrap();
     assert_eq!(open, [1347]);
+}
+
+#[tokio::test]
+async fn a_status_is_current_only_when_the_newest_of_its_context_says_the_same() {
+    let gh = Github::start().await;
+    gh.mints("ghs_statuses", 1).await;
+    // The documented status (context "continuous-integration/jenkins",
+    // success), with an older one of ours below it.
+    let documented = parsed(answer::STATUSES)[0].clone();
+    assert_eq!(documented["context"], "continuous-integration/jenkins");
+    let mut ours = documented.clone();
+    ours["context"] = json!("portcall/release");
+    ours["state"] = json!("success");
+    ours["description"] = json!("released");
+    ours["target_url"] = Value::Null;
+    let mut older = ours.clone();
+    older["state"] = json!("pending");
+    Mock::given(method("GET"))
+        .and(path(gh.api(&format!("/commits/{SHA}/statuses"))))
+        .and(query_param("per_page", "100"))
+        .and(bearer_token("ghs_statuses"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([documented, ours, older])))
+        .expect(3)
+        .mount(&gh.server)
+        .await;
+    let sha = CommitSha::parse(SHA).unwrap();
+
+    let current = |status: CommitStatus| {
+        let (gh, sha) = (&gh, &sha);
+        async move {
+            gh.client
+                .status_is_current(&gh.repo, sha, &status)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(current(any_status()).await);
+    let pending = CommitStatus {
+        state: StatusState::Pending,
+        ..any_status()
+    };
+    assert!(
+        !current(pending).await,
+        "only the newest of the context counts"
+    );
+    let linked = CommitStatus {
+        target_url: Some("https://portcall.example.com/releases/7".into()),
+        ..any_status()
+    };
+    assert!(!current(linked).await);
+}
+
+#[tokio::test]
+async fn a_check_run_exists_when_one_of_that_name_and_external_id_is_on_the_commit() {
+    let gh = Github::start().await;
+    gh.mints("ghs_checks", 1).await;
+    let listed = parsed(answer::CHECK_RUNS);
+    let documented = &listed["check_runs"][0];
+    assert_eq!(
+        (
+            &documented["name"],
+            &documented["external_id"],
+            &documented["head_sha"]
+        ),
+        (
+            &json!("mighty_readme"),
+            &json!(""),
+            &json!("ce587453ced02b1526dfb4cb910479d431683101")
+        )
+    );
+    Mock::given(method("GET"))
+        .and(path(gh.api(
+            "/commits/ce587453ced02b1526dfb4cb910479d431683101/check-runs",
+        )))
+        .and(query_param("check_name", "mighty_readme"))
+        .and(query_param("filter", "all"))
+        .and(bearer_token("ghs_checks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(listed.clone()))
+        .expect(3)
+        .mount(&gh.server)
+        .await;
+    let check = |external_id: Option<&str>| CheckRun {
+        name: "mighty_readme".into(),
+        head_sha: CommitSha::parse("ce587453ced02b1526dfb4cb910479d431683101").unwrap(),
+        conclusion: CheckConclusion::Success,
+        title: "t".into(),
+        summary: "s".into(),
+        details_url: None,
+        external_id: external_id.map(str::to_owned),
+        annotations: Vec::new(),
+    };
+    let exists = |c: CheckRun| {
+        let gh = &gh;
+        async move { gh.client.check_run_exists(&gh.repo, &c).await.unwrap() }
+    };
+    assert!(
+        exists(check(None)).await,
+        "any of that name when we set no id"
+    );
+    assert!(exists(check(Some(""))).await);
+    assert!(!exists(check(Some("release-7"))).await, "another run's id");
 }
 
 // ---------------------------------------------------------------------------

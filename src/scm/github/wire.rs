@@ -75,6 +75,16 @@ pub(super) fn deployment_state(state: DeploymentState) -> &'static str {
 
 /// The answer to a deployment request GitHub accepted without creating
 /// one (202).
+/// `GET …/statuses`: what a status says (octocrab's model types the state
+/// as an enum, compared here as GitHub's word).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListedStatus {
+    pub context: Option<String>,
+    pub state: String,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+}
+
 /// `GET …/check-runs`: only what tells one of ours from the others
 /// (octocrab's model has no `external_id`).
 #[derive(Debug, serde::Deserialize)]

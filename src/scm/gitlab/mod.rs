@@ -357,6 +357,17 @@ impl ScmClient for GitlabClient {
         self.create_status(repo, sha, status).await
     }
 
+    /// Never looked up: GitLab refuses a status already in that state
+    /// ("Cannot transition status"), which `post_status` counts as done.
+    async fn status_is_current(
+        &self,
+        _: &RepoSlug,
+        _: &CommitSha,
+        _: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        Ok(false)
+    }
+
     /// Never looked up: the emulated check run is a commit status, which
     /// GitLab keeps once per name and state (posting it again counts as
     /// done), and its annotations' discussions are the known exception
