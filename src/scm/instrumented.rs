@@ -215,17 +215,6 @@ mod tests {
         async fn create_check_run(&self, _: &RepoSlug, _: &CheckRun) -> Result<(), ScmError> {
             Err(ScmError::permanent(Some(422), "no"))
         }
-        async fn check_run_exists(&self, _: &RepoSlug, _: &CheckRun) -> Result<bool, ScmError> {
-            Ok(false)
-        }
-        async fn status_is_current(
-            &self,
-            _: &RepoSlug,
-            _: &CommitSha,
-            _: &CommitStatus,
-        ) -> Result<bool, ScmError> {
-            Ok(false)
-        }
         async fn open_pull_requests(
             &self,
             _: &RepoSlug,

@@ -312,12 +312,17 @@ pub trait ScmClient: Send + Sync + 'static {
     /// Whether the commit's newest status of this context already is this
     /// one (state, description, link): asked, like [`Self::check_run_exists`],
     /// before posting again what an earlier attempt may have posted.
+    ///
+    /// The default never looks: for a provider that refuses or ignores a
+    /// repeated status itself (GitLab: "Cannot transition status").
     async fn status_is_current(
         &self,
-        repo: &RepoSlug,
-        sha: &CommitSha,
-        status: &CommitStatus,
-    ) -> Result<bool, ScmError>;
+        _repo: &RepoSlug,
+        _sha: &CommitSha,
+        _status: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        Ok(false)
+    }
 
     /// Creates a completed check run (emulated on GitLab).
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError>;
@@ -326,7 +331,18 @@ pub trait ScmClient: Send + Sync + 'static {
     /// commit. Asked before creating one again when an earlier attempt may
     /// have reached the provider but died before it was recorded (a killed
     /// replica, a lost answer), so that a retry does not create a second.
-    async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError>;
+    ///
+    /// The default never looks: for a provider whose emulated check run is
+    /// a commit status, which a repeat leaves as it is (GitLab; its
+    /// annotations' discussions are the exception `create_check_run`
+    /// documents).
+    async fn check_run_exists(
+        &self,
+        _repo: &RepoSlug,
+        _check: &CheckRun,
+    ) -> Result<bool, ScmError> {
+        Ok(false)
+    }
 
     /// Numbers (GitHub PR number, GitLab MR iid) of the open pull/merge
     /// requests whose head is `sha`.

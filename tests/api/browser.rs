@@ -65,11 +65,7 @@ impl Driver {
             );
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(&binary)
             .arg(format!("--port={port}"))
             .env("TZ", "Asia/Tokyo")

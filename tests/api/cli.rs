@@ -10,31 +10,9 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcall");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn portcall(config: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .arg("--config")
-        .arg(config)
-        .env_remove("PORTCALL_CONFIG")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
 /// Starts `portcall serve` and waits until it answers `/healthz`.
 async fn serve(config: &Path, port: u16, worker: bool) -> Child {
-    let child = portcall(config)
+    let child = portcall_command(config)
         .arg("serve")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PORTCALL__WORKER__ENABLED", worker.to_string())
@@ -44,16 +22,6 @@ async fn serve(config: &Path, port: u16, worker: bool) -> Child {
         .expect("portcall starts");
     wait_until_serving(port).await;
     child
-}
-
-async fn post_push(port: u16, delivery: &str) -> u16 {
-    let body = fixture("github/push.json");
-    let mut request =
-        reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
-    for (name, value) in github_headers(GITHUB_SECRET, "push", delivery, &body) {
-        request = request.header(name, value);
-    }
-    request.body(body).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -76,7 +44,7 @@ async fn help_explains_every_subcommand() {
 async fn check_config_accepts_the_shipped_configurations() {
     for file in ["manifests/portcall.example.toml", "portcall.dev.toml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let output = portcall(&path)
+        let output = portcall_command(&path)
             .arg("check-config")
             .envs([
                 ("GH_HOOK_SECRET", "a"),
@@ -130,7 +98,7 @@ kind = "gitlab"
 "#,
     )
     .unwrap();
-    let output = portcall(&config)
+    let output = portcall_command(&config)
         .arg("check-config")
         .output()
         .await
@@ -164,7 +132,11 @@ async fn migrate_creates_the_sqlite_database() {
         true,
         "",
     );
-    let output = portcall(&config).arg("migrate").output().await.unwrap();
+    let output = portcall_command(&config)
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -172,7 +144,11 @@ async fn migrate_creates_the_sqlite_database() {
     );
     assert!(db.exists());
     // Running it again is a no-op.
-    let again = portcall(&config).arg("migrate").output().await.unwrap();
+    let again = portcall_command(&config)
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
     assert!(again.status.success());
 }
 
@@ -258,7 +234,7 @@ async fn a_url_token_never_reaches_the_log_even_at_trace_level() {
     );
     let config = write_config(dir.path(), &db_url, true, true, &extra);
     let port = free_port();
-    let child = portcall(&config)
+    let child = portcall_command(&config)
         .arg("serve")
         .env("RUST_LOG", "trace")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -357,7 +333,7 @@ async fn a_query_token_never_reaches_the_log_even_at_debug() {
     );
     let config = write_config(dir.path(), &db_url, true, true, &extra);
     let port = free_port();
-    let child = portcall(&config)
+    let child = portcall_command(&config)
         .arg("serve")
         .env("RUST_LOG", "debug")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))

@@ -10,7 +10,6 @@ use tokio::process::Command;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcall");
 const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const SECRET: &str = "a-registry-hook-s3cret";
@@ -794,11 +793,7 @@ async fn exit_codes_tell_unauthorized_not_found_and_unreachable_apart() {
     );
     assert_exit(&portcall(&app, &["deliveries", "frobnicate"]).await, 2);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let unreachable = portcall(&app, &["deliveries", "list", "--url", &url]).await;
     assert_exit(&unreachable, 5);

@@ -28,7 +28,6 @@ async fn ten_seconds_of_postgres_outage_under_load_answer_503_and_lose_nothing()
         return;
     };
     let app = Arc::new(TestApp::spawn(db).await);
-    let name = app.db.postgres_name().unwrap().to_owned();
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -60,23 +59,14 @@ async fn ten_seconds_of_postgres_outage_under_load_answer_503_and_lose_nothing()
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The outage: no new connection, every open one cut.
     let down = Instant::now();
-    app.db
-        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .await;
-    app.db
-        .admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await;
+    app.db.refuse_connections().await;
     let mut readiness = Vec::new();
     while down.elapsed() < Duration::from_secs(10) {
         let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
         readiness.push(ready.status().as_u16());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    app.db
-        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await;
+    app.db.allow_connections().await;
     let up = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -23,6 +23,40 @@ use portcall::worker::inbox::SourceInfo;
 use portcall::worker::{EventHandler, InboxWorker, Recorder};
 use tokio::sync::{oneshot, Notify};
 
+/// The `portcall` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcall");
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `portcall --config CONFIG`, ready for a subcommand: no `PORTCALL_CONFIG`
+/// from the environment, `info` logs, no stdin, killed with the test.
+pub fn portcall_command(config: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("PORTCALL_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Posts the GitHub push fixture, signed, to a `portcall serve` on `port`.
+pub async fn post_push(port: u16, delivery: &str) -> u16 {
+    let body = fixture("github/push.json");
+    let mut request =
+        reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
+    for (name, value) in github_headers(GITHUB_SECRET, "push", delivery, &body) {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.unwrap().status().as_u16()
+}
+
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 pub const GITHUB_PREVIOUS_SECRET: &str = "previous-github-secret";
 pub const GITLAB_TOKEN: &str = "gitlab-hook-token";
@@ -109,6 +143,25 @@ impl TestDb {
         let (admin_url, _) = self.postgres.as_ref().expect("a PostgreSQL test database");
         let mut conn = sqlx::AnyConnection::connect(admin_url).await.unwrap();
         sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+
+    /// A PostgreSQL outage as the app sees it: the test database refuses
+    /// new connections and every open one is cut.
+    pub async fn refuse_connections(&self) {
+        let name = self.postgres_name().expect("a PostgreSQL test database");
+        self.admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            .await;
+        self.admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
+    }
+
+    /// Ends [`Self::refuse_connections`].
+    pub async fn allow_connections(&self) {
+        let name = self.postgres_name().expect("a PostgreSQL test database");
+        self.admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .await;
     }
 
     pub fn postgres_name(&self) -> Option<&str> {

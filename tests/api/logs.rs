@@ -13,7 +13,6 @@ use tokio::process::Command;
 use crate::helpers::*;
 use crate::providers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcall");
 const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const REPO: &str = "octo-org/api";
 
@@ -45,11 +44,7 @@ async fn json_logs_name_the_delivery_and_job_and_never_a_secret_or_body() {
         true,
         &(github.config() + &component),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(BIN)
         .arg("--log-format")
         .arg("json")

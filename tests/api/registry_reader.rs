@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::helpers::free_port;
 use crate::support_registry::*;
 
 const OTHER_REVISION: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";

@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 use crate::providers::{body, GithubMock};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcall");
 const REPO: &str = "octo-org/hello-world";
 /// Image pushes (each tagged with its own commit, so each posts a status
 /// and a check run) and GitHub pushes (stored and processed, no effect).
@@ -39,28 +38,14 @@ fn digest(n: usize) -> String {
 }
 
 async fn replica(config: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
+    portcall_command(config)
         .arg("serve")
-        .env_remove("PORTCALL_CONFIG")
         .env("RUST_LOG", "warn")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
-        .expect("portcall starts");
-    child
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .expect("portcall starts")
 }
 
 /// One delivery as the test sends it: where to, which headers, which body.

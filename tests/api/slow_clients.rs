@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcall");
 const TIMEOUT_SECS: u64 = 2;
 
 /// `portcall serve` with one HTTP worker, a 2 s client timeout and at most
@@ -21,16 +20,9 @@ const TIMEOUT_SECS: u64 = 2;
 async fn serve(dir: &std::path::Path, max_connections: usize) -> (Child, u16) {
     let db_url = format!("sqlite://{}", dir.join("slow.db").display());
     let config = write_config(dir, &db_url, false, false, "");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
+    let port = free_port();
+    let child = portcall_command(&config)
         .arg("serve")
-        .env_remove("PORTCALL_CONFIG")
         .env("RUST_LOG", "warn")
         .env("PORTCALL__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("PORTCALL__SERVER__WORKERS", "1")
@@ -42,10 +34,8 @@ async fn serve(dir: &std::path::Path, max_connections: usize) -> (Child, u16) {
             "PORTCALL__SERVER__MAX_CONNECTIONS",
             max_connections.to_string(),
         )
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("portcall starts");
     wait_until_serving(port).await;
@@ -94,16 +84,6 @@ async fn trickle(port: u16, first: &[u8], rest: &[u8]) -> (u16, Duration) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, started.elapsed())
-}
-
-async fn post_push(port: u16, delivery: &str) -> u16 {
-    let body = fixture("github/push.json");
-    let mut request =
-        reqwest::Client::new().post(format!("http://127.0.0.1:{port}/webhooks/github"));
-    for (name, value) in github_headers(GITHUB_SECRET, "push", delivery, &body) {
-        request = request.header(name, value);
-    }
-    request.body(body).send().await.unwrap().status().as_u16()
 }
 
 fn assert_cut_off(what: &str, (status, took): (u16, Duration)) {

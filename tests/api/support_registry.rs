@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestApp, REGISTRY_TOKEN};
+use crate::helpers::{free_port, TestApp, REGISTRY_TOKEN};
 
 pub const REPOSITORY: &str = "octo-org/hello-world";
 pub const TAG: &str = "v1.2.0";
@@ -294,12 +294,6 @@ impl Registry {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// Filesystem storage; optionally one notification endpoint (blobs are

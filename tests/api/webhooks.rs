@@ -337,7 +337,6 @@ async fn a_postgres_outage_gives_503_and_readyz_503_then_recovers() {
         return;
     };
     let app = TestApp::spawn(db).await;
-    let name = app.db.postgres_name().unwrap().to_owned();
     let body = fixture("github/push.json");
     assert_eq!(
         app.post_github("push", "before", &body)
@@ -347,14 +346,7 @@ async fn a_postgres_outage_gives_503_and_readyz_503_then_recovers() {
         202
     );
 
-    app.db
-        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .await;
-    app.db
-        .admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await;
+    app.db.refuse_connections().await;
 
     for i in 0..3 {
         let response = app.post_github("push", &format!("during-{i}"), &body).await;
@@ -363,9 +355,7 @@ async fn a_postgres_outage_gives_503_and_readyz_503_then_recovers() {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
 
-    app.db
-        .admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await;
+    app.db.allow_connections().await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
     assert_eq!(

@@ -452,11 +452,7 @@ impl GithubClient {
             environment: report.environment.as_str(),
             auto_merge: false,
             required_contexts: [],
-            description: report
-                .title
-                .chars()
-                .take(wire::MAX_DESCRIPTION_CHARS)
-                .collect(),
+            description: wire::description(&report.title),
             payload: wire::DeploymentPayload {
                 release_id: report.release_id,
                 release: &report.release_name,
@@ -512,11 +508,7 @@ impl ScmClient for GithubClient {
         let body = wire::NewStatus {
             state: wire::status_state(status.state),
             target_url: status.target_url.as_deref(),
-            description: status
-                .description
-                .chars()
-                .take(wire::MAX_DESCRIPTION_CHARS)
-                .collect(),
+            description: wire::description(&status.description),
             context: &status.context,
         };
         let target = uri(format!("/repos/{path}/statuses/{sha}"))?;
@@ -575,11 +567,7 @@ impl ScmClient for GithubClient {
         let target = uri(format!("/repos/{path}/commits/{sha}/statuses?per_page=100"))?;
         let answer = self.call(repo, Method::GET, target, None::<&()>).await?;
         let listed: Vec<wire::ListedStatus> = parse(&answer, "commit statuses")?;
-        let description: String = status
-            .description
-            .chars()
-            .take(wire::MAX_DESCRIPTION_CHARS)
-            .collect();
+        let description = wire::description(&status.description);
         Ok(listed
             .iter()
             .find(|s| s.context.as_deref() == Some(status.context.as_str()))
@@ -704,11 +692,7 @@ impl ScmClient for GithubClient {
             state: wire::deployment_state(deployment.state),
             environment_url: deployment.url.as_ref().map(|u| u.as_str()),
             log_url: deployment.log_url.as_ref().map(|u| u.as_str()),
-            description: deployment
-                .description
-                .chars()
-                .take(wire::MAX_DESCRIPTION_CHARS)
-                .collect(),
+            description: wire::description(&deployment.description),
         };
         let posted = async {
             let target = uri(format!("/repos/{path}/deployments/{id}/statuses"))?;

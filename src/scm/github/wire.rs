@@ -8,6 +8,12 @@ use crate::scm::{Annotation, CheckConclusion, DeploymentState, StatusState};
 
 /// GitHub's limit on a commit status description, in characters.
 pub(super) const MAX_DESCRIPTION_CHARS: usize = 140;
+
+/// A status, deployment or deployment-status description as GitHub keeps
+/// it: cut to [`MAX_DESCRIPTION_CHARS`] characters.
+pub(super) fn description(text: &str) -> String {
+    text.chars().take(MAX_DESCRIPTION_CHARS).collect()
+}
 /// GitHub's limit on a check run's `output.summary`, in characters.
 pub(super) const MAX_SUMMARY_CHARS: usize = 65_535;
 /// Annotations GitHub accepts per create or update request.
@@ -73,8 +79,6 @@ pub(super) fn deployment_state(state: DeploymentState) -> &'static str {
     state.as_str()
 }
 
-/// The answer to a deployment request GitHub accepted without creating
-/// one (202).
 /// `GET …/statuses`: what a status says (octocrab's model types the state
 /// as an enum, compared here as GitHub's word).
 #[derive(Debug, serde::Deserialize)]
@@ -99,6 +103,8 @@ pub(super) struct ListedCheckRun {
     pub external_id: Option<String>,
 }
 
+/// The answer to a deployment request GitHub accepted without creating
+/// one (202).
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct Message {
     pub message: String,

@@ -357,25 +357,6 @@ impl ScmClient for GitlabClient {
         self.create_status(repo, sha, status).await
     }
 
-    /// Never looked up: GitLab refuses a status already in that state
-    /// ("Cannot transition status"), which `post_status` counts as done.
-    async fn status_is_current(
-        &self,
-        _: &RepoSlug,
-        _: &CommitSha,
-        _: &CommitStatus,
-    ) -> Result<bool, ScmError> {
-        Ok(false)
-    }
-
-    /// Never looked up: the emulated check run is a commit status, which
-    /// GitLab keeps once per name and state (posting it again counts as
-    /// done), and its annotations' discussions are the known exception
-    /// documented on `create_check_run`.
-    async fn check_run_exists(&self, _: &RepoSlug, _: &CheckRun) -> Result<bool, ScmError> {
-        Ok(false)
-    }
-
     /// GitLab has no check runs. The nearest it has: a commit status named
     /// after the check (`check.name`; success, failed, or success for a
     /// neutral conclusion, which GitHub also lets pass), described by the
