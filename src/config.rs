@@ -158,6 +158,9 @@ pub struct GithubSettings {
     pub app_id: u64,
     pub private_key: SecretString,
     pub api_url: String,
+    /// `github.request_timeout_secs`: how long one API call may take, answer
+    /// included, before it counts as a transient failure.
+    pub request_timeout: Duration,
     /// Missed-delivery recovery through the app webhook's delivery log.
     pub recovery: RecoverySettings,
 }
@@ -190,7 +193,14 @@ impl Default for RecoverySettings {
 pub struct GitlabSettings {
     pub url: String,
     pub token: SecretString,
+    /// `gitlab.request_timeout_secs`: as for GitHub.
+    pub request_timeout: Duration,
 }
+
+/// How long one GitHub API call may take by default.
+pub const GITHUB_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// How long one GitLab API call may take by default.
+pub const GITLAB_REQUEST_TIMEOUT_SECS: u64 = 30;
 
 // ---------------------------------------------------------------------------
 // The raw layer, as serde reads it.
@@ -389,6 +399,7 @@ struct RawGithub {
     app_id: u64,
     private_key: String,
     api_url: Option<String>,
+    request_timeout_secs: Option<u64>,
     recovery: Option<bool>,
     recovery_interval_secs: Option<u64>,
     recovery_max_per_run: Option<u32>,
@@ -399,6 +410,7 @@ struct RawGithub {
 struct RawGitlab {
     url: Option<String>,
     token: String,
+    request_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -529,6 +541,15 @@ impl Problems {
             self.add(key, "expected an http:// or https:// URL");
             None
         }
+    }
+
+    /// A provider's `request_timeout_secs`: 1 to 300 seconds.
+    fn request_timeout(&mut self, key: &str, secs: Option<u64>, default: u64) -> Duration {
+        let secs = secs.unwrap_or(default);
+        if !(1..=300).contains(&secs) {
+            self.add(key, "must be between 1 and 300 seconds");
+        }
+        Duration::from_secs(secs)
     }
 }
 
@@ -749,6 +770,11 @@ impl Settings {
                 app_id: g.app_id,
                 private_key: private_key.unwrap_or_default(),
                 api_url: api_url.unwrap_or_default(),
+                request_timeout: p.request_timeout(
+                    "github.request_timeout_secs",
+                    g.request_timeout_secs,
+                    GITHUB_REQUEST_TIMEOUT_SECS,
+                ),
                 recovery: RecoverySettings {
                     enabled: g.recovery.unwrap_or(defaults.enabled),
                     interval: Duration::from_secs(interval_secs),
@@ -765,6 +791,11 @@ impl Settings {
             GitlabSettings {
                 url: url.unwrap_or_default(),
                 token: token.unwrap_or_default(),
+                request_timeout: p.request_timeout(
+                    "gitlab.request_timeout_secs",
+                    g.request_timeout_secs,
+                    GITLAB_REQUEST_TIMEOUT_SECS,
+                ),
             }
         });
 
@@ -1188,6 +1219,26 @@ mod tests {
         );
         let off = load(&format!("{github}recovery = false\n")).unwrap();
         assert!(!off.github.unwrap().recovery.enabled);
+    }
+
+    #[test]
+    fn provider_request_timeouts_default_and_out_of_range_values_name_their_key() {
+        let github = "[github]\napp_id = 1\nprivate_key = \"env:GH_SECRET\"\n";
+        let gitlab = "[gitlab]\ntoken = \"env:GH_SECRET\"\n";
+        let s = load(&format!("{github}{gitlab}")).unwrap();
+        assert_eq!(s.github.unwrap().request_timeout, Duration::from_secs(60));
+        assert_eq!(s.gitlab.unwrap().request_timeout, Duration::from_secs(30));
+
+        let set = format!("{github}request_timeout_secs = 5\n{gitlab}request_timeout_secs = 300\n");
+        let s = load(&set).unwrap();
+        assert_eq!(s.github.unwrap().request_timeout, Duration::from_secs(5));
+        assert_eq!(s.gitlab.unwrap().request_timeout, Duration::from_secs(300));
+
+        let bad = format!("{github}request_timeout_secs = 0\n{gitlab}request_timeout_secs = 301\n");
+        assert_eq!(
+            keys(load(&bad).unwrap_err()),
+            ["github.request_timeout_secs", "gitlab.request_timeout_secs"]
+        );
     }
 
     #[test]

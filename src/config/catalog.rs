@@ -297,6 +297,16 @@ const GITHUB_PROVIDER: &[Input] = &[
         )
     },
     Input {
+        default: Some("60"),
+        ..input(
+            "request_timeout_secs",
+            InputType::Integer,
+            false,
+            false,
+            "seconds one API call may take, answer included, before it is retried (1 to 300)",
+        )
+    },
+    Input {
         default: Some("true"),
         ..input(
             "recovery",
@@ -346,6 +356,16 @@ const GITLAB_PROVIDER: &[Input] = &[
         true,
         "token that posts back (a project or group access token with the api scope)",
     ),
+    Input {
+        default: Some("30"),
+        ..input(
+            "request_timeout_secs",
+            InputType::Integer,
+            false,
+            false,
+            "seconds one API call may take, answer included, before it is retried (1 to 300)",
+        )
+    },
 ];
 
 const SETUP: &[Input] = &[

@@ -255,22 +255,36 @@ pub async fn finish(
     Ok(updated)
 }
 
-/// Gives back leases not started (shutdown), without counting the attempt.
-pub async fn release(db: &Db, owner: &str, ids: &[i64]) -> Result<(), StoreError> {
-    with_pool!(db.writer(), |pool| {
-        for id in ids {
-            sqlx::query(
-                "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, \
-                     attempts = attempts - 1 \
-                 WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
-            )
-            .bind(id)
+/// Extends the leases `owner` still holds on `ids` to `until_ms`, for jobs
+/// that run (or wait for their installation's turn) longer than a lease.
+/// Returns the ids whose lease was extended; any other was finished, or
+/// lost: it expired and another dispatcher claimed it.
+pub async fn extend_leases(
+    db: &Db,
+    owner: &str,
+    ids: &[i64],
+    until_ms: i64,
+) -> Result<Vec<i64>, StoreError> {
+    // One statement for any number of ids: the list goes in as JSON.
+    let ids_of = match db.backend() {
+        Backend::Postgres => "SELECT value::bigint FROM json_array_elements_text($3::json)",
+        Backend::Sqlite => "SELECT value FROM json_each($3)",
+    };
+    let sql = format!(
+        "UPDATE jobs SET lease_expires_at = $1 \
+         WHERE lease_owner = $2 AND state = 'pending' AND id IN ({ids_of}) \
+         RETURNING id"
+    );
+    let list = serde_json::to_string(ids).expect("a list of integers serializes");
+    let kept: Vec<(i64,)> = with_pool!(db.writer(), |pool| {
+        sqlx::query_as(&sql)
+            .bind(until_ms)
             .bind(owner)
-            .execute(pool)
-            .await?;
-        }
+            .bind(&list)
+            .fetch_all(pool)
+            .await?
     });
-    Ok(())
+    Ok(kept.into_iter().map(|(id,)| id).collect())
 }
 
 /// A job as the admin API shows it.

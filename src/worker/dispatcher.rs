@@ -7,7 +7,8 @@
 //! is never finished is claimed again once its lease expires, and every job
 //! is idempotent (statuses are compared with what was last posted, comments
 //! are found again by their marker, releases and follow-up jobs are unique,
-//! a GitHub deployment's id is stored as soon as it exists).
+//! a GitHub deployment's id is stored as soon as it exists). A job in hand
+//! keeps its lease however long it waits (see [`super::leases`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use tracing::Instrument as _;
 
 use super::backoff;
 use super::jobs::{Job, Published};
+use super::leases::Leases;
 use crate::config::DispatcherSettings;
 use crate::domain::release::{release_name, source_commit};
 use crate::domain::{CommitSha, Components, Provider, RepoSlug, Tag};
@@ -114,6 +116,8 @@ pub struct Dispatcher {
     all: Arc<Semaphore>,
     /// One semaphore per installation or project, created on first use.
     per_target: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    /// The jobs claimed and not yet recorded, their leases renewed.
+    leases: Arc<Leases>,
 }
 
 impl Dispatcher {
@@ -125,12 +129,15 @@ impl Dispatcher {
             owner: format!("dispatcher-{}", uuid::Uuid::new_v4()).into(),
             wake,
             per_target: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
     /// Runs until `shutdown`; jobs in hand are finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(dispatcher.owner = %self.owner, "outbox dispatcher started");
+        let renewing = CancellationToken::new();
+        let renewal = tokio::spawn(self.renew_leases(renewing.clone()));
         let mut running = JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
@@ -171,7 +178,50 @@ impl Dispatcher {
             }
         }
         while running.join_next().await.is_some() {}
+        renewing.cancel();
+        let _ = renewal.await;
         tracing::info!(dispatcher.owner = %self.owner, "outbox dispatcher stopped");
+    }
+
+    /// Every third of a lease, extends the leases of the jobs in hand; a
+    /// job whose lease was lost gives up before posting.
+    fn renew_leases(
+        &self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let db = self.outbox.db.clone();
+        let owner = self.owner.clone();
+        let leases = self.leases.clone();
+        let lease = self.settings.lease;
+        async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(lease / 3) => {}
+                }
+                let ids = leases.ids();
+                if ids.is_empty() {
+                    continue;
+                }
+                let until = now_ms() + duration_ms(lease);
+                match jobs::extend_leases(&db, &owner, &ids, until).await {
+                    Ok(kept) => {
+                        let lost = leases.renewed(&ids, &kept, until);
+                        if lost > 0 {
+                            tracing::warn!(
+                                lost,
+                                "leases expired before they were renewed; those jobs are left to whoever claimed them"
+                            );
+                        }
+                    }
+                    // The next round tries again; a lease that runs out
+                    // meanwhile is lost, and its job gives up before posting.
+                    Err(error) => {
+                        tracing::warn!(error = %error, held = ids.len(), "could not renew leases")
+                    }
+                }
+            }
+        }
     }
 
     async fn claim(&self, free: usize) -> Result<Vec<ClaimedJob>, StoreError> {
@@ -179,14 +229,12 @@ impl Dispatcher {
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)
             .min(self.settings.batch_size);
-        jobs::claim(
-            &self.outbox.db,
-            &self.owner,
-            now,
-            now + duration_ms(self.settings.lease),
-            limit,
-        )
-        .await
+        let until = now + duration_ms(self.settings.lease);
+        let claimed = jobs::claim(&self.outbox.db, &self.owner, now, until, limit).await?;
+        for job in &claimed {
+            self.leases.hold(job.id, until);
+        }
+        Ok(claimed)
     }
 
     /// Claims and runs every due job, waiting for each; for tests that
@@ -215,6 +263,7 @@ impl Dispatcher {
         let owner = self.owner.clone();
         let settings = self.settings.clone();
         let per_target = self.per_target.clone();
+        let leases = self.leases.clone();
         let provider = job_provider(&job);
         // `integration` and `provider` name what the job talks to; `commit`
         // and `pr` are recorded once the payload is read (in `execute`).
@@ -232,7 +281,14 @@ impl Dispatcher {
         );
         async move {
             let _permit = permit;
-            let execution = execute(&outbox, &settings, &per_target, &job).await;
+            let Some(execution) = execute(&outbox, &settings, &per_target, &leases, &job).await
+            else {
+                leases.release(job.id);
+                tracing::warn!(
+                    "the lease ran out while the job waited; left to whoever claims it next"
+                );
+                return;
+            };
             let outcome = match &execution.finish {
                 JobFinish::Done { .. } => "done",
                 JobFinish::Skipped { .. } => "skipped",
@@ -280,6 +336,7 @@ impl Dispatcher {
                     tracing::warn!(error = %error, "could not record the job's outcome")
                 }
             }
+            leases.release(job.id);
         }
         .instrument(span)
     }
@@ -331,23 +388,25 @@ fn record_targets(job: &Job) {
     }
 }
 
-/// Runs one attempt and decides what happens next.
+/// Runs one attempt and decides what happens next; `None` when the lease
+/// ran out before the job's turn came, so it must not post.
 async fn execute(
     outbox: &Outbox,
     settings: &DispatcherSettings,
     per_target: &Mutex<HashMap<String, Arc<Semaphore>>>,
+    leases: &Leases,
     claimed: &ClaimedJob,
-) -> Execution {
+) -> Option<Execution> {
     let attempts = u32::try_from(claimed.attempts).unwrap_or(u32::MAX);
     let job: Job = match serde_json::from_str(&claimed.payload) {
         Ok(job) => job,
         Err(error) => {
-            return Execution {
+            return Some(Execution {
                 finish: JobFinish::Dead {
                     error: format!("unreadable job payload: {error}"),
                 },
                 follow_ups: Vec::new(),
-            }
+            })
         }
     };
     record_targets(&job);
@@ -359,16 +418,19 @@ async fn execute(
         | Job::PrComment { repo, .. }
         | Job::Deployment { repo, .. } => match outbox.providers.for_repo(repo) {
             None => {
-                return Execution {
+                return Some(Execution {
                     finish: JobFinish::Skipped {
                         reason: format!("no [{}] provider is configured", repo.provider()),
                     },
                     follow_ups,
-                }
+                })
             }
             Some(client) => {
                 let limit = target_semaphore(per_target, repo, settings.per_installation);
                 let _permit = limit.acquire_owned().await.expect("never closed");
+                if !leases.holds(claimed.id, now_ms()) {
+                    return None;
+                }
                 post(outbox, client.as_ref(), &job, attempts > 1, &mut follow_ups).await
             }
         },
@@ -391,7 +453,7 @@ async fn execute(
             }
         }
     };
-    Execution { finish, follow_ups }
+    Some(Execution { finish, follow_ups })
 }
 
 /// The concurrency limit for the GitHub account (an App installation

@@ -11,6 +11,7 @@ pub mod dispatcher;
 pub mod handler;
 pub mod inbox;
 pub mod jobs;
+pub mod leases;
 pub mod reactor;
 pub mod recovery;
 

@@ -57,8 +57,6 @@ use crate::scm::{
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one read or write on an open connection may stall.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one whole request, answer body included, may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pages of 100 comments read before giving up on finding a sticky comment.
 const MAX_COMMENT_PAGES: usize = 100;
 
@@ -68,6 +66,8 @@ pub struct GithubClient {
     crab: Octocrab,
     /// `github.api_url`, without a trailing slash.
     api_url: Uri,
+    /// `github.request_timeout_secs`: one whole call, answer body included.
+    request_timeout: Duration,
     app: AppKey,
     installations: InstallationIds,
     tokens: TokenCache,
@@ -102,7 +102,7 @@ struct Answer {
 enum Failure {
     /// octocrab's error: GitHub's non-2xx answer, or a transport failure.
     Octocrab(octocrab::Error),
-    /// No whole answer within [`REQUEST_TIMEOUT`] (already classified).
+    /// No whole answer within `github.request_timeout_secs` (already classified).
     TimedOut(ScmError),
     /// The request could not be built (already classified).
     Unsendable(ScmError),
@@ -138,6 +138,7 @@ impl GithubClient {
         Ok(Self {
             crab,
             api_url,
+            request_timeout: settings.request_timeout,
             app,
             installations: InstallationIds::default(),
             tokens: TokenCache::default(),
@@ -325,14 +326,14 @@ impl GithubClient {
                 body,
             })
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(err)) => Err(Failure::Octocrab(err)),
             Err(_) => Err(Failure::TimedOut(ScmError::transient(
                 format!(
                     "GitHub did not answer {method} {} within {}s",
                     target.path(),
-                    REQUEST_TIMEOUT.as_secs()
+                    self.request_timeout.as_secs()
                 ),
                 None,
             ))),

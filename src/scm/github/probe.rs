@@ -137,6 +137,7 @@ mod tests {
             app_id: 4242,
             private_key: SecretString::from(KEY_PEM),
             api_url: api_url.to_owned(),
+            request_timeout: std::time::Duration::from_secs(60),
             recovery: Default::default(),
         })
         .expect("the test key and URL are valid")

@@ -178,6 +178,7 @@ fn client_for(api_url: &str) -> GithubClient {
         app_id: APP_ID,
         private_key: SecretString::from(KEY_PEM),
         api_url: api_url.to_owned(),
+        request_timeout: std::time::Duration::from_secs(60),
         recovery: Default::default(),
     })
     .expect("the test key and URL are valid")
@@ -367,6 +368,7 @@ async fn a_bad_key_or_url_is_refused_without_showing_the_key() {
         app_id: APP_ID,
         private_key: SecretString::from(key),
         api_url: url.to_owned(),
+        request_timeout: std::time::Duration::from_secs(60),
         recovery: Default::default(),
     };
     let secret_garbage =

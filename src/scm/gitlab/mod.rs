@@ -60,11 +60,6 @@ use crate::scm::{
 /// GitLab's limit on a note (comment or discussion) body, in characters.
 pub const MAX_NOTE_CHARS: usize = 1_000_000;
 
-/// How long one request may take, connection included, unless
-/// [`GitlabClient::with_request_timeout`] says otherwise. The crate's HTTP
-/// client has no timeout of its own.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// GitLab's (and the crate's) limit on a commit status's `description`,
 /// `target_url` and `ref`. The crate counts bytes.
 const MAX_STATUS_FIELD_BYTES: usize = 255;
@@ -130,17 +125,9 @@ impl GitlabClient {
             host: host.to_owned(),
             plain_http,
             token: settings.token.clone(),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: settings.request_timeout,
             api: OnceCell::new(),
         })
-    }
-
-    /// Sets how long one request may take (default
-    /// [`DEFAULT_REQUEST_TIMEOUT`]); a request that takes longer is a
-    /// transient failure.
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
     }
 
     /// The crate's client, built (and the token checked) on first use.

@@ -134,9 +134,9 @@ mod tests {
         GitlabClient::new(&GitlabSettings {
             url: url.to_owned(),
             token: SecretString::from(TOKEN),
+            request_timeout: std::time::Duration::from_secs(5),
         })
         .unwrap()
-        .with_request_timeout(std::time::Duration::from_secs(5))
     }
 
     async fn user(server: &MockServer, status: u16, body: Value) {

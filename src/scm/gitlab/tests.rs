@@ -44,6 +44,11 @@ fn json_answer(status: u16, body: Value) -> ResponseTemplate {
 
 /// A GitLab that knows the token, and a client for it.
 async fn gitlab() -> (MockServer, GitlabClient) {
+    gitlab_answering_within(Duration::from_secs(30)).await
+}
+
+/// [`gitlab`], the client waiting `timeout` for each answer.
+async fn gitlab_answering_within(timeout: Duration) -> (MockServer, GitlabClient) {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v4/user"))
@@ -52,7 +57,12 @@ async fn gitlab() -> (MockServer, GitlabClient) {
         .named("GET /user (the crate's token check)")
         .mount(&server)
         .await;
-    let client = client_for(&server.uri());
+    let client = GitlabClient::new(&GitlabSettings {
+        url: server.uri(),
+        token: SecretString::from(TOKEN),
+        request_timeout: timeout,
+    })
+    .expect("a valid base URL");
     (server, client)
 }
 
@@ -60,6 +70,7 @@ fn client_for(url: &str) -> GitlabClient {
     GitlabClient::new(&GitlabSettings {
         url: url.to_owned(),
         token: SecretString::from(TOKEN),
+        request_timeout: std::time::Duration::from_secs(30),
     })
     .expect("a valid base URL")
 }
@@ -219,6 +230,7 @@ fn a_base_url_gives_the_crates_host_and_mode() {
         let settings = GitlabSettings {
             url: url.into(),
             token: SecretString::from(TOKEN),
+            request_timeout: std::time::Duration::from_secs(30),
         };
         assert!(GitlabClient::new(&settings).is_err(), "{url}");
     }
@@ -346,8 +358,7 @@ async fn an_unreachable_gitlab_is_a_transient_failure() {
 
 #[tokio::test]
 async fn a_gitlab_that_does_not_answer_in_time_is_a_transient_failure() {
-    let (server, client) = gitlab().await;
-    let client = client.with_request_timeout(Duration::from_millis(300));
+    let (server, client) = gitlab_answering_within(Duration::from_millis(300)).await;
     given("POST", format!("{PROJECT}/statuses/{SHA}"))
         .respond_with(
             json_answer(201, documented(fixture!("create-commit-status")))
