@@ -57,6 +57,39 @@ pub async fn post_push(port: u16, delivery: &str) -> u16 {
     request.body(body).send().await.unwrap().status().as_u16()
 }
 
+/// A Distribution notification envelope: one push of `repository` at
+/// `digest` tagged `tag`, as the `registry` source receives it.
+pub fn distribution_push(repository: &str, digest: &str, tag: &str, event_id: &str) -> Vec<u8> {
+    let envelope = serde_json::json!({"events": [{
+        "id": event_id,
+        "timestamp": "2026-12-01T10:00:00.000000000Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "size": 594, "length": 594, "digest": digest,
+            "repository": repository,
+            "url": format!("http://127.0.0.1:5000/v2/{repository}/manifests/{digest}"),
+            "tag": tag
+        },
+        "request": {"id": "r-1", "addr": "127.0.0.1:1", "host": "127.0.0.1:5000",
+                    "method": "PUT", "useragent": "skopeo/1.9.3"},
+        "actor": {},
+        "source": {"addr": "registry:5000", "instanceID": "i-1"}
+    }]});
+    serde_json::to_vec(&envelope).unwrap()
+}
+
+/// The headers the `registry` source expects on a Distribution envelope.
+pub fn distribution_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("Authorization", format!("Bearer {REGISTRY_TOKEN}")),
+        (
+            "Content-Type",
+            "application/vnd.docker.distribution.events.v1+json".into(),
+        ),
+    ]
+}
+
 pub const GITHUB_SECRET: &str = "It's a Secret to Everybody";
 pub const GITHUB_PREVIOUS_SECRET: &str = "previous-github-secret";
 pub const GITLAB_TOKEN: &str = "gitlab-hook-token";
@@ -505,33 +538,10 @@ impl TestApp {
         tag: &str,
         digest: &str,
     ) -> reqwest::Response {
-        let envelope = serde_json::json!({"events": [{
-            "id": event_id,
-            "timestamp": "2026-12-01T10:00:00.000000000Z",
-            "action": "push",
-            "target": {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "size": 594, "length": 594,
-                "digest": digest,
-                "repository": repository,
-                "url": format!("http://127.0.0.1:5000/v2/{repository}/manifests/{digest}"),
-                "tag": tag
-            },
-            "request": {"id": "r-1", "addr": "127.0.0.1:1", "host": "127.0.0.1:5000",
-                        "method": "PUT", "useragent": "skopeo/1.9.3"},
-            "actor": {},
-            "source": {"addr": "registry:5000", "instanceID": "i-1"}
-        }]});
         self.post_webhook(
             "registry",
-            &[
-                ("Authorization", format!("Bearer {REGISTRY_TOKEN}")),
-                (
-                    "Content-Type",
-                    "application/vnd.docker.distribution.events.v1+json".into(),
-                ),
-            ],
-            serde_json::to_vec(&envelope).unwrap(),
+            &distribution_headers(),
+            distribution_push(repository, digest, tag, event_id),
         )
         .await
     }
@@ -714,4 +724,40 @@ pub async fn wait_until_serving(port: u16) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("portcall did not start within 10 s");
+}
+
+/// `GET path` with the admin token from a `portcall serve` on `port`.
+pub async fn admin_get(
+    client: &reqwest::Client,
+    port: u16,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// Every job, following the API's pages.
+pub async fn all_jobs(client: &reqwest::Client, port: u16) -> Vec<serde_json::Value> {
+    let mut jobs = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let page = match before {
+            Some(id) => format!("/api/v1/jobs?limit=200&before={id}"),
+            None => "/api/v1/jobs?limit=200".to_owned(),
+        };
+        let (status, answer) = admin_get(client, port, &page).await;
+        assert_eq!(status, 200, "{answer}");
+        let rows = answer["jobs"].as_array().cloned().unwrap_or_default();
+        if rows.is_empty() {
+            return jobs;
+        }
+        before = rows.last().and_then(|j| j["id"].as_i64());
+        jobs.extend(rows);
+    }
 }

@@ -24,6 +24,7 @@ mod metrics;
 mod openapi;
 mod operations;
 mod outbox;
+mod provider_faults;
 mod providers;
 mod recovery;
 mod registries;

@@ -2,7 +2,9 @@
 //! documented bodies (`fixtures/github-api/`, `fixtures/gitlab-api/`), and
 //! what the tests need to read the requests portcall sent them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
@@ -417,6 +419,88 @@ impl wiremock::Respond for CommentThread {
                 comment["body"] = json_body(request)["body"].clone();
                 ResponseTemplate::new(200).set_body_json(comment.clone())
             }
+        }
+    }
+}
+
+/// GitHub's statuses and check runs as far as the tests need them: what
+/// was created is listed on its commit afterwards (statuses newest first),
+/// as GitHub lists it. Mount it on `POST statuses/{sha}`, `GET
+/// commits/{sha}/statuses`, `POST check-runs` and `GET
+/// commits/{sha}/check-runs`.
+#[derive(Clone, Default)]
+pub struct GithubState(Arc<std::sync::Mutex<BTreeMap<Key, Vec<Value>>>>);
+
+/// `("status" | "check", commit)`.
+type Key = (&'static str, String);
+
+impl GithubState {
+    /// How many statuses (`"status"`) or check runs (`"check"`) were
+    /// created on `sha`.
+    pub fn created(&self, what: &'static str, sha: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(what, sha.to_owned()))
+            .map_or(0, Vec::len)
+    }
+}
+
+impl wiremock::Respond for GithubState {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let mut posted = self.0.lock().unwrap();
+        let segments: Vec<&str> = request.url.path().split('/').collect();
+        let asked = || -> Value { serde_json::from_slice(&request.body).unwrap() };
+        match (request.method.as_str(), segments.as_slice()) {
+            ("POST", [.., "statuses", sha]) => {
+                let asked = asked();
+                let mut status = body("github-api/repos/create-commit-status.json");
+                for field in ["state", "description", "target_url", "context"] {
+                    status[field] = asked[field].clone();
+                }
+                let list = posted.entry(("status", (*sha).to_owned())).or_default();
+                list.insert(0, status.clone());
+                ResponseTemplate::new(201).set_body_json(status)
+            }
+            ("GET", [.., sha, "statuses"]) => {
+                let list = posted.get(&("status", (*sha).to_owned())).cloned();
+                ResponseTemplate::new(200).set_body_json(list.unwrap_or_default())
+            }
+            ("POST", [.., "check-runs"]) => {
+                let asked = asked();
+                let mut run = body("github-api/checks/create.json");
+                for field in [
+                    "name",
+                    "head_sha",
+                    "external_id",
+                    "conclusion",
+                    "details_url",
+                ] {
+                    run[field] = asked[field].clone();
+                }
+                let sha = asked["head_sha"].as_str().unwrap().to_owned();
+                posted.entry(("check", sha)).or_default().push(run.clone());
+                ResponseTemplate::new(201).set_body_json(run)
+            }
+            ("GET", [.., sha, "check-runs"]) => {
+                let name = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "check_name")
+                    .map(|(_, v)| v.into_owned());
+                let listed: Vec<Value> = posted
+                    .get(&("check", (*sha).to_owned()))
+                    .into_iter()
+                    .flatten()
+                    .filter(|run| name.as_deref().is_none_or(|n| run["name"] == n))
+                    .cloned()
+                    .collect();
+                let mut list = body("github-api/checks/list-for-ref.json");
+                list["total_count"] = json!(listed.len());
+                list["check_runs"] = json!(listed);
+                ResponseTemplate::new(200).set_body_json(list)
+            }
+            _ => ResponseTemplate::new(404),
         }
     }
 }

@@ -18,7 +18,7 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::providers::{body, GithubMock};
+use crate::providers::{GithubMock, GithubState};
 
 const REPO: &str = "octo-org/hello-world";
 /// Image pushes (each tagged with its own commit, so each posts a status
@@ -59,32 +59,11 @@ fn deliveries() -> Vec<Delivery> {
     let push = fixture("github/push.json");
     let mut all = Vec::new();
     for n in 0..IMAGE_PUSHES {
-        let envelope = json!({"events": [{
-            "id": format!("image-{n}"),
-            "timestamp": "2026-12-01T10:00:00.000000000Z",
-            "action": "push",
-            "target": {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "size": 594, "length": 594, "digest": digest(n),
-                "repository": REPO,
-                "url": format!("http://127.0.0.1:5000/v2/{REPO}/manifests/{}", digest(n)),
-                "tag": sha(n)
-            },
-            "request": {"id": "r-1", "addr": "127.0.0.1:1", "host": "127.0.0.1:5000",
-                        "method": "PUT", "useragent": "skopeo/1.9.3"},
-            "actor": {},
-            "source": {"addr": "registry:5000", "instanceID": "i-1"}
-        }]});
+        let envelope = distribution_push(REPO, &digest(n), &sha(n), &format!("image-{n}"));
         all.push(Delivery {
             source: "registry",
-            headers: vec![
-                ("Authorization", format!("Bearer {REGISTRY_TOKEN}")),
-                (
-                    "Content-Type",
-                    "application/vnd.docker.distribution.events.v1+json".into(),
-                ),
-            ],
-            body: serde_json::to_vec(&envelope).unwrap(),
+            headers: distribution_headers(),
+            body: envelope,
         });
     }
     for n in 0..GITHUB_PUSHES {
@@ -120,7 +99,7 @@ async fn three_replicas_on_one_postgres_lose_nothing_and_post_nothing_twice_when
     let github = GithubMock::start().await;
     github.mount_app_auth(REPO).await;
     // Statuses and check runs are kept, and listed back, as GitHub does.
-    let github_state = Posted::default();
+    let github_state = GithubState::default();
     for (verb, route) in [
         ("POST", "statuses/[0-9a-f]{40}"),
         ("GET", "commits/[0-9a-f]{40}/statuses"),
@@ -276,105 +255,6 @@ async fn three_replicas_on_one_postgres_lose_nothing_and_post_nothing_twice_when
     }
     store.close().await;
     db.drop_database().await;
-}
-
-/// GitHub's statuses and check runs as far as the test needs them: what
-/// was created is listed on its commit afterwards (statuses newest first),
-/// as GitHub lists it.
-#[derive(Clone, Default)]
-struct Posted(Arc<std::sync::Mutex<BTreeMap<Key, Vec<Value>>>>);
-
-/// `("status" | "check", commit)`.
-type Key = (&'static str, String);
-
-impl wiremock::Respond for Posted {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let mut posted = self.0.lock().unwrap();
-        let segments: Vec<&str> = request.url.path().split('/').collect();
-        let asked = || -> Value { serde_json::from_slice(&request.body).unwrap() };
-        match (request.method.as_str(), segments.as_slice()) {
-            ("POST", [.., "statuses", sha]) => {
-                let asked = asked();
-                let mut status = body("github-api/repos/create-commit-status.json");
-                for field in ["state", "description", "target_url", "context"] {
-                    status[field] = asked[field].clone();
-                }
-                let list = posted.entry(("status", (*sha).to_owned())).or_default();
-                list.insert(0, status.clone());
-                ResponseTemplate::new(201).set_body_json(status)
-            }
-            ("GET", [.., sha, "statuses"]) => {
-                let list = posted.get(&("status", (*sha).to_owned())).cloned();
-                ResponseTemplate::new(200).set_body_json(list.unwrap_or_default())
-            }
-            ("POST", [.., "check-runs"]) => {
-                let asked = asked();
-                let mut run = body("github-api/checks/create.json");
-                for field in [
-                    "name",
-                    "head_sha",
-                    "external_id",
-                    "conclusion",
-                    "details_url",
-                ] {
-                    run[field] = asked[field].clone();
-                }
-                let sha = asked["head_sha"].as_str().unwrap().to_owned();
-                posted.entry(("check", sha)).or_default().push(run.clone());
-                ResponseTemplate::new(201).set_body_json(run)
-            }
-            ("GET", [.., sha, "check-runs"]) => {
-                let name = request
-                    .url
-                    .query_pairs()
-                    .find(|(k, _)| k == "check_name")
-                    .map(|(_, v)| v.into_owned());
-                let listed: Vec<Value> = posted
-                    .get(&("check", (*sha).to_owned()))
-                    .into_iter()
-                    .flatten()
-                    .filter(|run| name.as_deref().is_none_or(|n| run["name"] == n))
-                    .cloned()
-                    .collect();
-                let mut list = body("github-api/checks/list-for-ref.json");
-                list["total_count"] = json!(listed.len());
-                list["check_runs"] = json!(listed);
-                ResponseTemplate::new(200).set_body_json(list)
-            }
-            _ => ResponseTemplate::new(404),
-        }
-    }
-}
-
-async fn admin_get(client: &reqwest::Client, port: u16, path: &str) -> (u16, Value) {
-    let response = client
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
-}
-
-/// Every job, following the API's pages.
-async fn all_jobs(client: &reqwest::Client, port: u16) -> Vec<Value> {
-    let mut jobs = Vec::new();
-    let mut before: Option<i64> = None;
-    loop {
-        let page = match before {
-            Some(id) => format!("/api/v1/jobs?limit=200&before={id}"),
-            None => "/api/v1/jobs?limit=200".to_owned(),
-        };
-        let (status, answer) = admin_get(client, port, &page).await;
-        assert_eq!(status, 200, "{answer}");
-        let rows = answer["jobs"].as_array().cloned().unwrap_or_default();
-        if rows.is_empty() {
-            return jobs;
-        }
-        before = rows.last().and_then(|j| j["id"].as_i64());
-        jobs.extend(rows);
-    }
 }
 
 /// How many statuses or check runs the mock received, per commit.
