@@ -379,8 +379,8 @@ async fn settled_once(
     );
 
     // On GitHub: one status and one check run per pushed commit.
-    let statuses = per_commit(&github, "statuses").await;
-    let checks = per_commit(&github, "check-runs").await;
+    let statuses = per_commit(github, "statuses").await;
+    let checks = per_commit(github, "check-runs").await;
     for n in 0..image_pushes {
         let commit = sha(n);
         assert_eq!(statuses.get(&commit), Some(&1), "statuses on {commit}");
