@@ -70,6 +70,9 @@ pub struct DatabaseSettings {
     /// How long a query waits for a connection or a lock before failing,
     /// after which webhooks answer 503 and senders retry.
     pub acquire_timeout: Duration,
+    /// `database.group_commit_max`: most webhook requests committed in one
+    /// transaction; 1 commits each request alone.
+    pub group_commit_max: usize,
 }
 
 #[derive(Debug)]
@@ -254,6 +257,7 @@ struct RawDatabase {
     url: String,
     max_connections: u32,
     acquire_timeout_secs: f64,
+    group_commit_max: usize,
 }
 
 impl Default for RawDatabase {
@@ -262,6 +266,7 @@ impl Default for RawDatabase {
             url: "sqlite://portcall.db".into(),
             max_connections: 10,
             acquire_timeout_secs: 5.0,
+            group_commit_max: 128,
         }
     }
 }
@@ -673,9 +678,13 @@ impl Settings {
                 "must be between 0 and 3600 seconds",
             );
         }
+        if !(1..=1024).contains(&raw.database.group_commit_max) {
+            p.add("database.group_commit_max", "must be between 1 and 1024");
+        }
         let database = DatabaseSettings {
             url,
             max_connections: raw.database.max_connections,
+            group_commit_max: raw.database.group_commit_max.clamp(1, 1024),
             acquire_timeout: Duration::from_secs_f64(
                 raw.database.acquire_timeout_secs.clamp(0.001, 3600.0),
             ),
@@ -1219,6 +1228,20 @@ mod tests {
         );
         let off = load(&format!("{github}recovery = false\n")).unwrap();
         assert!(!off.github.unwrap().recovery.enabled);
+    }
+
+    #[test]
+    fn group_commit_max_defaults_to_128_and_1_commits_alone() {
+        assert_eq!(load("").unwrap().database.group_commit_max, 128);
+        let alone = load("[database]\ngroup_commit_max = 1\n").unwrap();
+        assert_eq!(alone.database.group_commit_max, 1);
+        for bad in ["0", "1025"] {
+            let text = format!("[database]\ngroup_commit_max = {bad}\n");
+            assert_eq!(
+                keys(load(&text).unwrap_err()),
+                ["database.group_commit_max"]
+            );
+        }
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl Application {
         let handler = options.handler.unwrap_or_else(|| {
             Arc::new(Reactor::new(outbox.clone(), hints, wake_dispatcher.clone()))
         });
-        let (inbox, writer) = InboxWriter::spawn(db.clone());
+        let (inbox, writer) = InboxWriter::spawn(db.clone(), settings.database.group_commit_max);
 
         // Its own client: recovery only speaks as the app (JWT), so it
         // shares no installation token with the posting client.
