@@ -1,10 +1,14 @@
 -- wrk script: POST one signed GitHub push payload with a unique
 -- X-GitHub-Delivery per request. The signature covers the body only, so one
--- signature serves every request. Reads BENCH_BODY and BENCH_SIGNATURE.
+-- signature serves every request. Reads BENCH_BODY and BENCH_SIGNATURE, and
+-- BENCH_PATH (default /webhooks/github) and BENCH_RUN (a tag that keeps the
+-- delivery ids of separate runs apart).
 local body_file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 local body = body_file:read("*a")
 body_file:close()
 local signature = os.getenv("BENCH_SIGNATURE")
+local path = os.getenv("BENCH_PATH") or "/webhooks/github"
+local run = os.getenv("BENCH_RUN") or ""
 local counter = 0
 local prefix = ""
 
@@ -13,12 +17,12 @@ function setup(thread)
 end
 
 function init(args)
-  prefix = "bench-" .. (thread_id or "0") .. "-" .. tostring(os.time()) .. "-"
+  prefix = "bench-" .. run .. "-" .. (thread_id or "0") .. "-" .. tostring(os.time()) .. "-"
 end
 
 function request()
   counter = counter + 1
-  return wrk.format("POST", "/webhooks/github", {
+  return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = "push",
     ["X-GitHub-Delivery"] = prefix .. counter,
