@@ -228,7 +228,11 @@ impl GoogleOidc {
         if !email_ok || !claims.email_verified.is_verified() {
             return Err(Rejection::TokenClaimRejected("service account (email)"));
         }
-        if claims.exp.is_none_or(|exp| now_unix > exp + LEEWAY_SECS) {
+        // `exp` is the token's: near i64::MAX, adding the leeway overflowed.
+        if claims
+            .exp
+            .is_none_or(|exp| now_unix > exp.saturating_add(LEEWAY_SECS))
+        {
             return Err(Rejection::TokenClaimRejected("expiry (exp)"));
         }
         if claims.iat.is_some_and(|iat| iat > now_unix + LEEWAY_SECS) {
@@ -448,6 +452,15 @@ pub(crate) mod tests {
             run(&s, bearer(c), "").unwrap_err(),
             Rejection::TokenClaimRejected("expiry (exp)")
         );
+    }
+
+    #[test]
+    fn an_expiry_at_the_end_of_time_is_taken_not_overflowed() {
+        // `exp + leeway` overflowed: a panic in debug builds, a wrap to
+        // "expired" in release (fuzz/regressions/verify_gar_oidc/exp-i64-max).
+        let mut c = claims();
+        c["exp"] = json!(i64::MAX);
+        assert!(run(&source(&[], true), bearer(c), "").is_ok());
     }
 
     #[test]
