@@ -5,8 +5,8 @@
 #
 # Builds every target (cargo-fuzz, libFuzzer, AddressSanitizer) and runs each
 # named target (default: all of them, `cargo fuzz list`) for the given time
-# (default 600 s), starting from fuzz/seeds/<target>/ plus whatever
-# fuzz/corpus/<target>/ has gathered before. For each target it prints the
+# (default 600 s), starting from fuzz/seeds/<target>/, fuzz/regressions/<target>/
+# and whatever fuzz/corpus/<target>/ has gathered before. For each target it prints the
 # executions made (libFuzzer's final stat::number_of_executed_units) and
 # whether it crashed; a crash, timeout or out-of-memory input is copied to
 # fuzz/regressions/<target>/, where tests/fuzz_regressions.rs replays it
@@ -70,9 +70,14 @@ for target in "${targets[@]}"; do
     # The binary cargo-fuzz built, run as `cargo fuzz run` would, but
     # without its rebuild: a source edited meanwhile does not change what
     # this run tests halfway through.
+    # Kept crash inputs start the run too, so a fix is checked first.
+    inputs=("corpus/$target" "seeds/$target")
+    if [ -d "regressions/$target" ]; then
+        inputs+=("regressions/$target")
+    fi
     "$bin_dir/$target" -artifact_prefix="artifacts/$target/" \
         -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048 \
-        "corpus/$target" "seeds/$target" >"$log" 2>&1 || status=$?
+        "${inputs[@]}" >"$log" 2>&1 || status=$?
     execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$' || true)"
     result="ok"
     new=()
