@@ -24,6 +24,9 @@
 //! `PORTCALL__DISPATCHER__…` variables override the dispatcher settings as
 //! usual; `RUST_LOG` turns portcall's logs on (stderr).
 
+#[path = "support/calls.rs"]
+mod calls;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
+use calls::{Calls, Counted};
 use portcall::config::Settings;
 use portcall::startup::Application;
 use serde_json::{json, Value};
@@ -591,39 +595,6 @@ impl Portcall {
 
 // ---------------------------------------------------------------------------
 // The mocks.
-
-/// Requests a mock received, by endpoint.
-#[derive(Clone, Default)]
-struct Calls(Arc<Mutex<BTreeMap<&'static str, u64>>>);
-
-impl Calls {
-    fn add(&self, endpoint: &'static str) {
-        *self.lock().entry(endpoint).or_insert(0) += 1;
-    }
-
-    fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, u64>> {
-        // Nothing panics while holding it; a poisoned map is still right.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Counts each request to one endpoint and answers with a fixed response.
-struct Counted {
-    endpoint: &'static str,
-    calls: Calls,
-    response: ResponseTemplate,
-}
-
-impl Respond for Counted {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        self.calls.add(self.endpoint);
-        self.response.clone()
-    }
-}
 
 /// When the status of a commit arrived, and what it said.
 struct Arrival {

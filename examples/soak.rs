@@ -32,6 +32,9 @@
 //! the connection pools have reached their working size, or the first in a
 //! shorter run) and an inbox lag under 1 s at every sample.
 
+#[path = "support/calls.rs"]
+mod calls;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,13 +45,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
+use calls::{Calls, Counted};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::sync::Semaphore;
 use wiremock::matchers::{any, method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// How often portcall is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -232,7 +236,7 @@ async fn run() -> anyhow::Result<bool> {
         "  jobs at the end: {} done, {} pending, {} dead, {} skipped",
         outbox.jobs_done, outbox.jobs_pending, outbox.jobs_dead, outbox.jobs_skipped,
     );
-    println!("  GitHub mock calls: {}", calls.summary());
+    println!("  GitHub mock calls: {}", summary(&calls));
 
     let mut problems = Vec::new();
     if ok < sent {
@@ -775,45 +779,17 @@ repository = "github:{REPO}"
 // ---------------------------------------------------------------------------
 // The GitHub mock.
 
-/// Requests the mock received, by endpoint.
-#[derive(Clone, Default)]
-struct Calls(Arc<Mutex<BTreeMap<&'static str, u64>>>);
-
-impl Calls {
-    fn add(&self, endpoint: &'static str) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(endpoint)
-            .or_insert(0) += 1;
+/// The calls a mock received, as `endpoint n, endpoint n`.
+fn summary(calls: &Calls) -> String {
+    let calls = calls.snapshot();
+    if calls.is_empty() {
+        return "none".to_owned();
     }
-
-    fn summary(&self) -> String {
-        let calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if calls.is_empty() {
-            return "none".to_owned();
-        }
-        calls
-            .iter()
-            .map(|(endpoint, n)| format!("{endpoint} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// Counts each request to one endpoint and answers with a fixed response.
-struct Counted {
-    endpoint: &'static str,
-    calls: Calls,
-    response: ResponseTemplate,
-}
-
-impl Respond for Counted {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        self.calls.add(self.endpoint);
-        self.response.clone()
-    }
+    calls
+        .iter()
+        .map(|(endpoint, n)| format!("{endpoint} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn documented(path: &str) -> anyhow::Result<Value> {
