@@ -592,9 +592,12 @@ on_both_backends! {
         assert_eq!(jfrog["inputs"][3]["required"], true);
         assert_eq!(
             fields("provider:github"),
-            ["app_id", "private_key", "api_url", "recovery", "recovery_interval_secs", "recovery_max_per_run"]
+            [
+                "app_id", "private_key", "api_url", "request_timeout_secs", "recovery",
+                "recovery_interval_secs", "recovery_max_per_run"
+            ]
         );
-        assert_eq!(fields("provider:gitlab"), ["url", "token"]);
+        assert_eq!(fields("provider:gitlab"), ["url", "token", "request_timeout_secs"]);
         assert_eq!(fields("setup:github"), ["enabled", "dir", "github_url", "github_api_url"]);
         assert_eq!(fields("source:acr"), ["name", "kind", "secrets", "registry"]);
         assert_eq!(fields("source:ecr"), ["name", "kind", "secrets", "registry"]);
