@@ -94,6 +94,20 @@ const SOURCE_SECRETS: Input = input(
     "one or more secret references; any one may match (rotation)",
 );
 
+/// A provider's `request_timeout_secs`, defaulting to `default` seconds.
+const fn provider_request_timeout(default: &'static str) -> Input {
+    Input {
+        default: Some(default),
+        ..input(
+            "request_timeout_secs",
+            InputType::Integer,
+            false,
+            false,
+            "seconds one API call may take, answer included, before it is retried (1 to 300)",
+        )
+    }
+}
+
 const fn source_kind(kind: &'static str) -> Input {
     Input {
         value: Some(kind),
@@ -296,16 +310,7 @@ const GITHUB_PROVIDER: &[Input] = &[
             "GitHub Enterprise Server: https://HOST/api/v3",
         )
     },
-    Input {
-        default: Some("60"),
-        ..input(
-            "request_timeout_secs",
-            InputType::Integer,
-            false,
-            false,
-            "seconds one API call may take, answer included, before it is retried (1 to 300)",
-        )
-    },
+    provider_request_timeout("60"),
     Input {
         default: Some("true"),
         ..input(
@@ -356,16 +361,7 @@ const GITLAB_PROVIDER: &[Input] = &[
         true,
         "token that posts back (a project or group access token with the api scope)",
     ),
-    Input {
-        default: Some("30"),
-        ..input(
-            "request_timeout_secs",
-            InputType::Integer,
-            false,
-            false,
-            "seconds one API call may take, answer included, before it is retried (1 to 300)",
-        )
-    },
+    provider_request_timeout("30"),
 ];
 
 const SETUP: &[Input] = &[

@@ -61,14 +61,6 @@ impl Leases {
         self.map().get(&id).is_some_and(|until| *until > now_ms)
     }
 
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
-    }
-
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, i64>> {
         self.held
             .lock()
@@ -107,7 +99,7 @@ mod tests {
         let asked = leases.ids();
         leases.release(1);
         assert_eq!(leases.renewed(&asked, &[], 20_000), 0);
-        assert!(leases.is_empty());
+        assert!(leases.ids().is_empty());
         assert!(!leases.holds(1, 0));
     }
 }
