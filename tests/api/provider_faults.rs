@@ -38,6 +38,9 @@ const REQUEST_TIMEOUT_SECS: u64 = 25;
 const SLOW: Duration = Duration::from_secs(20);
 /// Longer than `github.request_timeout_secs`: portcall gives up.
 const HUNG: Duration = Duration::from_secs(REQUEST_TIMEOUT_SECS + 5);
+/// When a hung call stops counting as in flight: just before portcall
+/// gives up on it.
+const HUNG_GIVEN_UP: Duration = Duration::from_millis(REQUEST_TIMEOUT_SECS * 1000 - 200);
 /// Slow and hung answers each, at most: they hold an installation slot.
 const LONG_FAULTS: usize = 3;
 const RATE_LIMIT_RETRY_AFTER: u64 = 2;
@@ -247,7 +250,19 @@ async fn relay(
                 if counted {
                     in_flight.start();
                 }
-                awaiting = Some((counted, fault == Some(Fault::ResetAfter)));
+                if counted && fault == Some(Fault::Hung) {
+                    // portcall gives up at its request timeout, but its
+                    // connection may close here only after its next call
+                    // has begun: the call ends, for the count, just before.
+                    let in_flight = in_flight.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HUNG_GIVEN_UP).await;
+                        in_flight.end();
+                    });
+                    awaiting = Some((false, false));
+                } else {
+                    awaiting = Some((counted, fault == Some(Fault::ResetAfter)));
+                }
             }
             read = server.read(&mut from_server) => {
                 let Ok(n) = read else { break };
