@@ -6,9 +6,10 @@
 //! Like the inbox, nothing is lost if the process dies: a claimed job that
 //! is never finished is claimed again once its lease expires, and every job
 //! is idempotent (statuses are compared with what was last posted, comments
-//! are found again by their marker, releases and follow-up jobs are unique,
-//! a GitHub deployment's id is stored as soon as it exists). A job in hand
-//! keeps its lease however long it waits (see [`super::leases`]).
+//! are found again by their marker and upserted one job at a time per pull
+//! request, releases and follow-up jobs are unique, a GitHub deployment's id
+//! is stored as soon as it exists). A job in hand keeps its lease however
+//! long it waits (see [`super::leases`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -431,7 +432,7 @@ async fn execute(
                 if !leases.holds(claimed.id, now_ms()) {
                     return None;
                 }
-                post(outbox, client.as_ref(), &job, attempts > 1, &mut follow_ups).await
+                post(outbox, client.as_ref(), claimed, &job, &mut follow_ups).await
             }
         },
     };
@@ -478,16 +479,17 @@ fn target_semaphore(
         .clone()
 }
 
-/// One provider call (or a few, for a comment on several pull requests).
-/// `retried`: an earlier attempt of this job ran, and may have reached the
-/// provider before it failed or its process died.
+/// One provider call (or a few: a lookup first, a check run's
+/// annotations). When `claimed` was attempted before, that attempt may
+/// have reached the provider before it failed or its process died.
 async fn post(
     outbox: &Outbox,
     client: &dyn ScmClient,
+    claimed: &ClaimedJob,
     job: &Job,
-    retried: bool,
     follow_ups: &mut Vec<NewJob>,
 ) -> Result<String, Failure> {
+    let retried = claimed.attempts > 1;
     match job {
         Job::CommitStatus { repo, sha, status } => {
             let key = repo.to_string();
@@ -545,41 +547,45 @@ async fn post(
             repo,
             sha,
             component,
-            pull_request,
+            pull_request: None,
             body,
         } => {
-            let numbers = match pull_request {
-                Some(number) => vec![*number],
-                None => client.open_pull_requests(repo, sha).await?,
-            };
+            let numbers = client.open_pull_requests(repo, sha).await?;
             if numbers.is_empty() {
                 return Ok(format!("no open pull request has head {sha}"));
             }
-            // One job per pull request beyond the first, so a failure on one
-            // does not repeat the others.
-            if pull_request.is_none() && numbers.len() > 1 {
-                for number in &numbers[1..] {
-                    follow_ups.push(
-                        Job::PrComment {
-                            repo: repo.clone(),
-                            sha: sha.clone(),
-                            component: component.clone(),
-                            pull_request: Some(*number),
-                            body: body.clone(),
-                        }
-                        .into_new(
-                            format!("comment:{repo}#{number}:{component}:{}", digest_of(body)),
-                            None,
-                            None,
-                        ),
-                    );
-                }
+            // One job per pull request, run in turn with every other upsert
+            // of that comment: two replicas (or two jobs in one) upserting
+            // it at once would both find none and both create one.
+            for number in &numbers {
+                follow_ups.push(
+                    Job::PrComment {
+                        repo: repo.clone(),
+                        sha: sha.clone(),
+                        component: component.clone(),
+                        pull_request: Some(*number),
+                        body: body.clone(),
+                    }
+                    .into_new(
+                        format!("comment:{repo}#{number}:{component}:job:{}", claimed.id),
+                        claimed.release_id,
+                        None,
+                    ),
+                );
             }
+            let numbers: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
+            Ok(format!("comment queued for {}", numbers.join(", ")))
+        }
+        Job::PrComment {
+            component,
+            pull_request: Some(number),
+            body,
+            repo,
+            ..
+        } => {
             let marker = crate::scm::comment_marker(component);
-            let action = client
-                .upsert_comment(repo, numbers[0], &marker, body)
-                .await?;
-            Ok(format!("comment {action:?} on #{}", numbers[0]).to_lowercase())
+            let action = client.upsert_comment(repo, *number, &marker, body).await?;
+            Ok(format!("comment {action:?} on #{number}").to_lowercase())
         }
         Job::Deployment {
             repo,
@@ -638,12 +644,6 @@ async fn post_deployment(
         report.state.as_str(),
         report.environment
     ))
-}
-
-/// A short, stable fingerprint of a comment body for dedupe keys.
-fn digest_of(body: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(&sha2::Sha256::digest(body.as_bytes())[..8])
 }
 
 /// Finds a pushed image's source commit, creates its release when a

@@ -33,8 +33,10 @@ pub enum Job {
         repo: RepoSlug,
         check: CheckRun,
     },
-    /// The sticky comment of `component` on `pull_request`, or on every open
-    /// pull request whose head is `sha` when `None`.
+    /// The sticky comment of `component` on `pull_request`. With `None`,
+    /// finds the open pull requests whose head is `sha` and enqueues this
+    /// job for each of them, so that every upsert of one comment is
+    /// sequenced with the others (see [`Job::sequence_key`]).
     PrComment {
         repo: RepoSlug,
         sha: CommitSha,
@@ -65,17 +67,28 @@ impl Job {
         }
     }
 
-    /// Jobs with the same key run one at a time, in order: the reports of
-    /// one release and environment, so a later state never lands first.
+    /// Jobs with the same key run one at a time, in order, whichever
+    /// replica claims them: the reports of one release and environment, so
+    /// a later state never lands first; and the upserts of one pull
+    /// request's sticky comment of a component, so two never both find no
+    /// comment and both create one.
     pub fn sequence_key(&self) -> Option<String> {
         match self {
             Job::Deployment {
                 release_id, report, ..
             } => Some(format!("deployment:{release_id}:{}", report.environment)),
+            Job::PrComment {
+                repo,
+                component,
+                pull_request: Some(number),
+                ..
+            } => Some(format!("comment:{repo}#{number}:{component}")),
             Job::ResolveImage { .. }
             | Job::CommitStatus { .. }
             | Job::CheckRun { .. }
-            | Job::PrComment { .. } => None,
+            | Job::PrComment {
+                pull_request: None, ..
+            } => None,
         }
     }
 
@@ -383,6 +396,37 @@ mod tests {
             Some("github:octo-org/hello-world")
         );
         assert_eq!(rows[0].release_id, Some(7));
+    }
+
+    #[test]
+    fn the_upserts_of_one_sticky_comment_are_sequenced_and_the_lookup_is_not() {
+        let (sha, _) = published(None);
+        let comment = |repo: &str, component: &str, pull_request: Option<u64>| Job::PrComment {
+            repo: RepoSlug::parse(repo).unwrap(),
+            sha: sha.clone(),
+            component: component.into(),
+            pull_request,
+            body: format!("<!-- portcall:{component} -->"),
+        };
+        let key = |job: Job| job.into_new("k".into(), None, None).sequence_key;
+        assert_eq!(
+            key(comment("github:octo-org/hello-world", "api", Some(7))).as_deref(),
+            Some("comment:github:octo-org/hello-world#7:api")
+        );
+        assert_eq!(
+            key(comment("gitlab:group/sub/project", "api", Some(7))).as_deref(),
+            Some("comment:gitlab:group/sub/project#7:api")
+        );
+        assert_eq!(
+            key(comment("github:octo-org/hello-world", "web", Some(7))).as_deref(),
+            Some("comment:github:octo-org/hello-world#7:web"),
+            "another component's comment is another comment"
+        );
+        assert_eq!(
+            key(comment("github:octo-org/hello-world", "api", None)),
+            None,
+            "finding the pull requests upserts nothing"
+        );
     }
 
     #[test]

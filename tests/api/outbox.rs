@@ -148,12 +148,68 @@ on_both_backends! {
 
         assert_eq!(app.deliveries().await.len(), 3);
         assert_eq!(jobs_of(&jobs, "resolve_image").len(), 3, "{jobs:#?}");
-        for kind in ["commit_status", "check_run", "pr_comment"] {
+        for kind in ["commit_status", "check_run"] {
             assert_eq!(jobs_of(&jobs, kind).len(), 1, "{kind}: {jobs:#?}");
         }
+        // The comment's: finding the open pull request, and upserting on it.
+        let comments: Vec<&Value> = jobs_of(&jobs, "pr_comment");
+        let mut results: Vec<&str> = comments.iter().map(|j| j["result"].as_str().unwrap()).collect();
+        results.sort_unstable();
+        assert_eq!(results, ["comment created on #7", "comment queued for #7"], "{jobs:#?}");
         assert_eq!(github.requests("POST", &format!("/repos/{REPO}/statuses/{SHA}")).await.len(), 1);
         assert_eq!(github.requests("POST", &format!("/repos/{REPO}/check-runs")).await.len(), 1);
         assert_eq!(github.requests("POST", &format!("/repos/{REPO}/issues/7/comments")).await.len(), 1);
+        app.finish().await;
+    }
+
+    async fn two_images_of_a_commit_upserting_its_pull_requests_comment_at_once_make_one_comment(db: TestDb) {
+        let github = GithubMock::start().await;
+        github.mount_app_auth(REPO).await;
+        let state = GithubState::default();
+        state.open_pull_request(7, SHA);
+        // GitHub is slow to list the comments: two upserts at once would
+        // both find none and both create one.
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/issues/7/comments")))
+            .respond_with(Slowly(state.clone(), Duration::from_millis(300)))
+            .with_priority(1)
+            .mount(&github.server)
+            .await;
+        state.mount(&github.server, REPO).await;
+        let app = spawn_with_github(db, &github).await;
+
+        // Two builds of the commit, told at once.
+        let (first, second) = (digest("first build"), digest("second build"));
+        let (a, b) = tokio::join!(
+            app.post_image_push("ev-1", REPO, SHA, &first),
+            app.post_image_push("ev-2", REPO, SHA, &second),
+        );
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (202, 202));
+        let jobs = app.wait_until_settled(20).await;
+        assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:#?}");
+
+        let created = github.requests("POST", &format!("/repos/{REPO}/issues/7/comments")).await;
+        assert_eq!(created.len(), 1, "one comment");
+        let thread = state.comments(7);
+        assert_eq!(thread.len(), 1, "{thread:#?}");
+        let edits = github
+            .requests("PATCH", &format!("/repos/{REPO}/issues/comments/{}", thread[0]["id"]))
+            .await;
+        assert_eq!(edits.len(), 1, "then edited in place");
+        assert!(github.calls().await.iter().all(|(verb, _)| verb != "DELETE"), "no duplicate to delete");
+        // Each build said once, one after the other.
+        let mut said: Vec<String> = [&created[0], &edits[0]]
+            .iter()
+            .map(|r| json_body(r)["body"].as_str().unwrap().to_owned())
+            .map(|text| {
+                assert!(text.starts_with(MARKER), "{text}");
+                [&first, &second].into_iter().find(|d| text.contains(d.as_str())).unwrap().clone()
+            })
+            .collect();
+        said.sort();
+        let mut both = vec![first.clone(), second.clone()];
+        both.sort();
+        assert_eq!(said, both);
         app.finish().await;
     }
 
@@ -464,6 +520,16 @@ on_both_backends! {
         assert_eq!(status["state"], "done", "{status:#}");
         assert_eq!(status["attempts"], 1);
         app.finish().await;
+    }
+}
+
+/// Answers as `.0` does, `.1` later: what it answers is read when the
+/// request arrives.
+struct Slowly<R>(R, Duration);
+
+impl<R: wiremock::Respond> wiremock::Respond for Slowly<R> {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        self.0.respond(request).set_delay(self.1)
     }
 }
 

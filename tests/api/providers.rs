@@ -423,13 +423,27 @@ impl wiremock::Respond for CommentThread {
     }
 }
 
-/// GitHub's statuses and check runs as far as the tests need them: what
-/// was created is listed on its commit afterwards (statuses newest first),
-/// as GitHub lists it. Mount it on `POST statuses/{sha}`, `GET
-/// commits/{sha}/statuses`, `POST check-runs` and `GET
-/// commits/{sha}/check-runs`.
+/// GitHub as far as the tests need it to remember what portcall did: a
+/// status or check run is listed on its commit once created (statuses
+/// newest first), the open pull requests whose head is a commit are listed
+/// on it, and each pull request's issue comments are created, listed (a
+/// page at a time, with GitHub's `Link`), edited and deleted, as GitHub
+/// does. [`GithubState::mount`] puts it on every route it answers; a test
+/// may mount it on some of them instead.
 #[derive(Clone, Default)]
-pub struct GithubState(Arc<std::sync::Mutex<BTreeMap<Key, Vec<Value>>>>);
+pub struct GithubState(Arc<std::sync::Mutex<GithubKept>>);
+
+#[derive(Default)]
+struct GithubKept {
+    /// Statuses (newest first) and check runs, by kind and commit.
+    posted: BTreeMap<Key, Vec<Value>>,
+    /// The numbers of the open pull requests whose head is a commit.
+    pulls: BTreeMap<String, Vec<u64>>,
+    /// Each pull request's issue comments, oldest first.
+    comments: BTreeMap<u64, Vec<Value>>,
+    /// Comments ever created: their ids count up from the documented one.
+    comments_created: u64,
+}
 
 /// `("status" | "check", commit)`.
 type Key = (&'static str, String);
@@ -441,14 +455,87 @@ impl GithubState {
         self.0
             .lock()
             .unwrap()
+            .posted
             .get(&(what, sha.to_owned()))
             .map_or(0, Vec::len)
     }
+
+    /// Pull request `number` is open, its head `sha`.
+    pub fn open_pull_request(&self, number: u64, sha: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .pulls
+            .entry(sha.to_owned())
+            .or_default()
+            .push(number);
+    }
+
+    /// The comments on pull request `number` now, oldest first.
+    pub fn comments(&self, number: u64) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .comments
+            .get(&number)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Answers every route it keeps, for `repo`.
+    pub async fn mount(&self, server: &MockServer, repo: &str) {
+        for (verb, route) in [
+            ("POST", "statuses/[0-9a-f]{40}"),
+            ("GET", "commits/[0-9a-f]{40}/statuses"),
+            ("POST", "check-runs"),
+            ("GET", "commits/[0-9a-f]{40}/check-runs"),
+            ("GET", "commits/[0-9a-f]{40}/pulls"),
+            ("GET", "issues/[0-9]+/comments"),
+            ("POST", "issues/[0-9]+/comments"),
+            ("PATCH", "issues/comments/[0-9]+"),
+            ("DELETE", "issues/comments/[0-9]+"),
+        ] {
+            Mock::given(method(verb))
+                .and(path_regex(format!("^/repos/{repo}/{route}$")))
+                .respond_with(self.clone())
+                .mount(server)
+                .await;
+        }
+    }
+}
+
+fn github_not_found() -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({
+        "message": "Not Found",
+        "documentation_url": "https://docs.github.com/rest"
+    }))
+}
+
+/// The `page` (from 1) of `per_page` items a request asks for, and the
+/// number of the next page if there is one.
+fn page_of(
+    request: &Request,
+    items: &[Value],
+    default_per_page: usize,
+) -> (Vec<Value>, Option<usize>) {
+    let asked = |name: &str| {
+        request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let per_page = asked("per_page").unwrap_or(default_per_page).max(1);
+    let page = asked("page").unwrap_or(1).max(1);
+    let start = (page - 1).saturating_mul(per_page).min(items.len());
+    let end = start.saturating_add(per_page).min(items.len());
+    let next = (end < items.len()).then_some(page + 1);
+    (items[start..end].to_vec(), next)
 }
 
 impl wiremock::Respond for GithubState {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let mut posted = self.0.lock().unwrap();
+        let mut kept = self.0.lock().unwrap();
         let segments: Vec<&str> = request.url.path().split('/').collect();
         let asked = || -> Value { serde_json::from_slice(&request.body).unwrap() };
         match (request.method.as_str(), segments.as_slice()) {
@@ -458,12 +545,15 @@ impl wiremock::Respond for GithubState {
                 for field in ["state", "description", "target_url", "context"] {
                     status[field] = asked[field].clone();
                 }
-                let list = posted.entry(("status", (*sha).to_owned())).or_default();
+                let list = kept
+                    .posted
+                    .entry(("status", (*sha).to_owned()))
+                    .or_default();
                 list.insert(0, status.clone());
                 ResponseTemplate::new(201).set_body_json(status)
             }
             ("GET", [.., sha, "statuses"]) => {
-                let list = posted.get(&("status", (*sha).to_owned())).cloned();
+                let list = kept.posted.get(&("status", (*sha).to_owned())).cloned();
                 ResponseTemplate::new(200).set_body_json(list.unwrap_or_default())
             }
             ("POST", [.., "check-runs"]) => {
@@ -478,8 +568,14 @@ impl wiremock::Respond for GithubState {
                 ] {
                     run[field] = asked[field].clone();
                 }
+                for field in ["title", "summary"] {
+                    run["output"][field] = asked["output"][field].clone();
+                }
                 let sha = asked["head_sha"].as_str().unwrap().to_owned();
-                posted.entry(("check", sha)).or_default().push(run.clone());
+                kept.posted
+                    .entry(("check", sha))
+                    .or_default()
+                    .push(run.clone());
                 ResponseTemplate::new(201).set_body_json(run)
             }
             ("GET", [.., sha, "check-runs"]) => {
@@ -488,7 +584,8 @@ impl wiremock::Respond for GithubState {
                     .query_pairs()
                     .find(|(k, _)| k == "check_name")
                     .map(|(_, v)| v.into_owned());
-                let listed: Vec<Value> = posted
+                let listed: Vec<Value> = kept
+                    .posted
                     .get(&("check", (*sha).to_owned()))
                     .into_iter()
                     .flatten()
@@ -500,7 +597,96 @@ impl wiremock::Respond for GithubState {
                 list["check_runs"] = json!(listed);
                 ResponseTemplate::new(200).set_body_json(list)
             }
+            ("GET", [.., sha, "pulls"]) => {
+                let documented =
+                    body("github-api/repos/list-pull-requests-associated-with-commit.json");
+                let listed: Vec<Value> = kept
+                    .pulls
+                    .get(*sha)
+                    .into_iter()
+                    .flatten()
+                    .map(|number| {
+                        let mut pr = documented[0].clone();
+                        pr["number"] = json!(number);
+                        pr["state"] = json!("open");
+                        pr["head"]["sha"] = json!(sha);
+                        pr
+                    })
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(listed)
+            }
+            ("GET", [.., "issues", number, "comments"]) => {
+                let Ok(number) = number.parse::<u64>() else {
+                    return github_not_found();
+                };
+                let all = kept.comments.get(&number).cloned().unwrap_or_default();
+                let (page, next) = page_of(request, &all, 30);
+                let mut answer = ResponseTemplate::new(200).set_body_json(page);
+                if let Some(next) = next {
+                    let mut url = request.url.clone();
+                    url.query_pairs_mut()
+                        .clear()
+                        .append_pair("per_page", &page_size(request).to_string())
+                        .append_pair("page", &next.to_string());
+                    answer =
+                        answer.insert_header("link", format!("<{url}>; rel=\"next\"").as_str());
+                }
+                answer
+            }
+            ("POST", [.., "issues", number, "comments"]) => {
+                let Ok(number) = number.parse::<u64>() else {
+                    return github_not_found();
+                };
+                // The documented comment, its id counting up from its own.
+                let mut comment = body("github-api/issues/create-comment.json");
+                comment["id"] = json!(comment["id"].as_u64().unwrap() + kept.comments_created);
+                comment["body"] = asked()["body"].clone();
+                kept.comments_created += 1;
+                kept.comments
+                    .entry(number)
+                    .or_default()
+                    .push(comment.clone());
+                ResponseTemplate::new(201).set_body_json(comment)
+            }
+            ("PATCH", [.., "issues", "comments", id]) => {
+                let text = asked()["body"].clone();
+                let id = id.parse::<u64>().ok();
+                let found = kept
+                    .comments
+                    .values_mut()
+                    .flatten()
+                    .find(|c| c["id"].as_u64() == id);
+                let Some(comment) = found else {
+                    return github_not_found();
+                };
+                comment["body"] = text;
+                let mut edited = body("github-api/issues/update-comment.json");
+                for field in ["id", "body", "issue_url"] {
+                    edited[field] = comment[field].clone();
+                }
+                ResponseTemplate::new(200).set_body_json(edited)
+            }
+            ("DELETE", [.., "issues", "comments", id]) => {
+                let id = id.parse::<u64>().ok();
+                for thread in kept.comments.values_mut() {
+                    if let Some(at) = thread.iter().position(|c| c["id"].as_u64() == id) {
+                        thread.remove(at);
+                        return ResponseTemplate::new(204);
+                    }
+                }
+                github_not_found()
+            }
             _ => ResponseTemplate::new(404),
         }
     }
+}
+
+/// The `per_page` a request asked for, GitHub's 30 if none.
+fn page_size(request: &Request) -> usize {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "per_page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(30)
 }

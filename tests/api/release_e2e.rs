@@ -530,13 +530,14 @@ fn shape(release: &Value, since: i64) -> Value {
 }
 
 /// `resolve_image` once per push, and a status, a check run and a comment
-/// per release, nothing else.
+/// per release, nothing else; the comment job finds the one open pull
+/// request and enqueues the upsert on it, a `pr_comment` of its own.
 fn assert_job_kinds(jobs: &[Value], pushes: usize, releases: usize) {
     let mut kinds: Vec<&str> = jobs.iter().map(|j| j["kind"].as_str().unwrap()).collect();
     kinds.sort_unstable();
     let mut expected = vec!["resolve_image"; pushes];
     for _ in 0..releases {
-        expected.extend(["commit_status", "check_run", "pr_comment"]);
+        expected.extend(["commit_status", "check_run", "pr_comment", "pr_comment"]);
     }
     expected.sort_unstable();
     assert_eq!(kinds, expected, "{jobs:#?}");
