@@ -309,12 +309,13 @@ pub trait ScmClient: Send + Sync + 'static {
         status: &CommitStatus,
     ) -> Result<(), ScmError>;
 
-    /// Whether the commit's newest status of this context already is this
-    /// one (state, description, link): asked, like [`Self::check_run_exists`],
-    /// before posting again what an earlier attempt may have posted.
+    /// Whether the commit already has this status of this context (state,
+    /// description, link), among its newest of the context or behind others
+    /// posted since: asked, like [`Self::check_run_exists`], before posting
+    /// again what an earlier attempt may have posted. A status another job
+    /// posted in between does not make the earlier attempt's undone.
     ///
-    /// The default never looks: for a provider that refuses or ignores a
-    /// repeated status itself (GitLab: "Cannot transition status").
+    /// The default never looks, and posts again.
     async fn status_is_current(
         &self,
         _repo: &RepoSlug,
@@ -327,21 +328,37 @@ pub trait ScmClient: Send + Sync + 'static {
     /// Creates a completed check run (emulated on GitLab).
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError>;
 
-    /// Whether a check run of this name (and external id) is already on its
-    /// commit. Asked before creating one again when an earlier attempt may
-    /// have reached the provider but died before it was recorded (a killed
-    /// replica, a lost answer), so that a retry does not create a second.
+    /// Whether this check run (its name, and its external id or else its
+    /// title and summary) is already on its commit. Asked, through
+    /// [`Self::create_check_run_again`], before creating one again when an
+    /// earlier attempt may have reached the provider but died before it
+    /// was recorded (a killed replica, a lost answer), so that a retry does
+    /// not create a second.
     ///
-    /// The default never looks: for a provider whose emulated check run is
-    /// a commit status, which a repeat leaves as it is (GitLab; its
-    /// annotations' discussions are the exception `create_check_run`
-    /// documents).
+    /// The default never looks.
     async fn check_run_exists(
         &self,
         _repo: &RepoSlug,
         _check: &CheckRun,
     ) -> Result<bool, ScmError> {
         Ok(false)
+    }
+
+    /// [`Self::create_check_run`] after an earlier attempt that may have
+    /// made it, whole or in part: what is there already is not made again.
+    /// Returns whether anything was created. The default creates the check
+    /// run unless [`Self::check_run_exists`]; an adapter whose check run is
+    /// made of several calls (GitLab's emulation) looks for each part.
+    async fn create_check_run_again(
+        &self,
+        repo: &RepoSlug,
+        check: &CheckRun,
+    ) -> Result<bool, ScmError> {
+        if self.check_run_exists(repo, check).await? {
+            return Ok(false);
+        }
+        self.create_check_run(repo, check).await?;
+        Ok(true)
     }
 
     /// Numbers (GitHub PR number, GitLab MR iid) of the open pull/merge

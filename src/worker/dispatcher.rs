@@ -5,11 +5,12 @@
 //!
 //! Like the inbox, nothing is lost if the process dies: a claimed job that
 //! is never finished is claimed again once its lease expires, and every job
-//! is idempotent (statuses are compared with what was last posted, comments
-//! are found again by their marker and upserted one job at a time per pull
-//! request, releases and follow-up jobs are unique, a GitHub deployment's id
-//! is stored as soon as it exists). A job in hand keeps its lease however
-//! long it waits (see [`super::leases`]).
+//! is idempotent (statuses are compared with what was last posted, a retry
+//! looks for what an earlier attempt may have posted, comments are found
+//! again by their marker and upserted one job at a time per pull request,
+//! releases and follow-up jobs are unique, a GitHub deployment's id is
+//! stored as soon as it exists). A job in hand keeps its lease however long
+//! it waits (see [`super::leases`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -534,13 +535,16 @@ async fn post(
             ))
         }
         Job::CheckRun { repo, check } => {
-            if retried && client.check_run_exists(repo, check).await? {
+            // After an attempt that may have made it, or some of it (GitLab's
+            // emulation takes several calls), what is there is not made again.
+            if !retried {
+                client.create_check_run(repo, check).await?;
+            } else if !client.create_check_run_again(repo, check).await? {
                 return Ok(format!(
                     "check run {:?} already on {} (an earlier attempt created it)",
                     check.name, check.head_sha
                 ));
             }
-            client.create_check_run(repo, check).await?;
             Ok(format!("check run {:?} on {}", check.name, check.head_sha))
         }
         Job::PrComment {

@@ -555,8 +555,9 @@ impl ScmClient for GithubClient {
         Ok(())
     }
 
-    /// `GET /repos/{repo}/commits/{sha}/statuses`, newest first: the first
-    /// of this context is this status.
+    /// `GET /repos/{repo}/commits/{sha}/statuses` (the newest 100): one of
+    /// this context is this status, the newest or one posted before another
+    /// job's since.
     #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %sha))]
     async fn status_is_current(
         &self,
@@ -569,18 +570,18 @@ impl ScmClient for GithubClient {
         let answer = self.call(repo, Method::GET, target, None::<&()>).await?;
         let listed: Vec<wire::ListedStatus> = parse(&answer, "commit statuses")?;
         let description = wire::description(&status.description);
-        Ok(listed
-            .iter()
-            .find(|s| s.context.as_deref() == Some(status.context.as_str()))
-            .is_some_and(|s| {
-                s.state == wire::status_state(status.state)
-                    && s.description.as_deref().unwrap_or_default() == description
-                    && s.target_url.as_deref() == status.target_url.as_deref()
-            }))
+        Ok(listed.iter().any(|s| {
+            s.context.as_deref() == Some(status.context.as_str())
+                && s.state == wire::status_state(status.state)
+                && s.description.as_deref().unwrap_or_default() == description
+                && s.target_url.as_deref() == status.target_url.as_deref()
+        }))
     }
 
-    /// `GET /repos/{repo}/commits/{sha}/check-runs?check_name=…`: one of
-    /// ours (same name, same external id) is there already.
+    /// `GET /repos/{repo}/commits/{sha}/check-runs?check_name=…`: this one
+    /// is there already: same name and external id, or, for a check run
+    /// without one, another without one of the same title and summary (not
+    /// merely any of the name: another image of the same commit has one).
     #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %check.head_sha))]
     async fn check_run_exists(&self, repo: &RepoSlug, check: &CheckRun) -> Result<bool, ScmError> {
         let path = github_path(repo)?;
@@ -591,10 +592,18 @@ impl ScmClient for GithubClient {
         ))?;
         let answer = self.call(repo, Method::GET, target, None::<&()>).await?;
         let listed: wire::ListedCheckRuns = parse(&answer, "check runs")?;
+        let unset = |id: Option<&str>| id.is_none_or(str::is_empty);
+        let summary = truncate_comment(&check.summary, wire::MAX_SUMMARY_CHARS);
         Ok(listed.check_runs.iter().any(|run| {
-            run.name == check.name
+            let same = if unset(check.external_id.as_deref()) {
+                unset(run.external_id.as_deref())
+                    && run.output.title.as_deref() == Some(check.title.as_str())
+                    && run.output.summary.as_deref() == Some(summary.as_str())
+            } else {
+                run.external_id == check.external_id
+            };
+            same && run.name == check.name
                 && run.head_sha.eq_ignore_ascii_case(check.head_sha.as_str())
-                && (check.external_id.is_none() || run.external_id == check.external_id)
         }))
     }
 

@@ -614,11 +614,12 @@ async fn open_pull_requests_are_the_open_ones_headed_by_the_commit() {
 }
 
 #[tokio::test]
-async fn a_status_is_current_only_when_the_newest_of_its_context_says_the_same() {
+async fn a_status_is_current_when_one_of_its_context_says_the_same_newest_or_not() {
     let gh = Github::start().await;
     gh.mints("ghs_statuses", 1).await;
     // The documented status (context "continuous-integration/jenkins",
-    // success), with an older one of ours below it.
+    // success), then ours, then an older one of ours that another job's
+    // status followed (say, another image of the commit).
     let documented = parsed(answer::STATUSES)[0].clone();
     assert_eq!(documented["context"], "continuous-integration/jenkins");
     let mut ours = documented.clone();
@@ -627,13 +628,13 @@ async fn a_status_is_current_only_when_the_newest_of_its_context_says_the_same()
     ours["description"] = json!("released");
     ours["target_url"] = Value::Null;
     let mut older = ours.clone();
-    older["state"] = json!("pending");
+    older["description"] = json!("released before");
     Mock::given(method("GET"))
         .and(path(gh.api(&format!("/commits/{SHA}/statuses"))))
         .and(query_param("per_page", "100"))
         .and(bearer_token("ghs_statuses"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([documented, ours, older])))
-        .expect(3)
+        .expect(6)
         .mount(&gh.server)
         .await;
     let sha = CommitSha::parse(SHA).unwrap();
@@ -647,24 +648,37 @@ async fn a_status_is_current_only_when_the_newest_of_its_context_says_the_same()
                 .unwrap()
         }
     };
-    assert!(current(any_status()).await);
+    assert!(current(any_status()).await, "the newest of the context");
+    let before = CommitStatus {
+        description: "released before".into(),
+        ..any_status()
+    };
+    assert!(current(before).await, "behind a newer one of the context");
     let pending = CommitStatus {
         state: StatusState::Pending,
         ..any_status()
     };
-    assert!(
-        !current(pending).await,
-        "only the newest of the context counts"
-    );
+    assert!(!current(pending).await, "another state");
     let linked = CommitStatus {
         target_url: Some("https://portcall.example.com/releases/7".into()),
         ..any_status()
     };
-    assert!(!current(linked).await);
+    assert!(!current(linked).await, "another link");
+    let other = CommitStatus {
+        description: "released again".into(),
+        ..any_status()
+    };
+    assert!(!current(other).await, "another description");
+    let jenkins = CommitStatus {
+        description: "Build has completed successfully".into(),
+        target_url: Some("https://ci.example.com/1000/output".into()),
+        ..any_status()
+    };
+    assert!(!current(jenkins).await, "another context's");
 }
 
 #[tokio::test]
-async fn a_check_run_exists_when_one_of_that_name_and_external_id_is_on_the_commit() {
+async fn a_check_run_exists_when_one_of_its_name_and_id_or_else_title_and_summary_is_there() {
     let gh = Github::start().await;
     gh.mints("ghs_checks", 1).await;
     let listed = parsed(answer::CHECK_RUNS);
@@ -681,6 +695,14 @@ async fn a_check_run_exists_when_one_of_that_name_and_external_id_is_on_the_comm
             &json!("ce587453ced02b1526dfb4cb910479d431683101")
         )
     );
+    // The documented run has no id; a second of the name has one.
+    let mut listed = listed.clone();
+    let mut with_id = listed["check_runs"][0].clone();
+    with_id["id"] = json!(5);
+    with_id["external_id"] = json!("release-7");
+    with_id["output"]["title"] = json!("Release 7");
+    listed["check_runs"] = json!([listed["check_runs"][0].clone(), with_id]);
+    listed["total_count"] = json!(2);
     Mock::given(method("GET"))
         .and(path(gh.api(
             "/commits/ce587453ced02b1526dfb4cb910479d431683101/check-runs",
@@ -689,15 +711,15 @@ async fn a_check_run_exists_when_one_of_that_name_and_external_id_is_on_the_comm
         .and(query_param("filter", "all"))
         .and(bearer_token("ghs_checks"))
         .respond_with(ResponseTemplate::new(200).set_body_json(listed.clone()))
-        .expect(3)
+        .expect(6)
         .mount(&gh.server)
         .await;
-    let check = |external_id: Option<&str>| CheckRun {
+    let check = |external_id: Option<&str>, title: &str, summary: &str| CheckRun {
         name: "mighty_readme".into(),
         head_sha: CommitSha::parse("ce587453ced02b1526dfb4cb910479d431683101").unwrap(),
         conclusion: CheckConclusion::Success,
-        title: "t".into(),
-        summary: "s".into(),
+        title: title.into(),
+        summary: summary.into(),
         details_url: None,
         external_id: external_id.map(str::to_owned),
         annotations: Vec::new(),
@@ -706,12 +728,28 @@ async fn a_check_run_exists_when_one_of_that_name_and_external_id_is_on_the_comm
         let gh = &gh;
         async move { gh.client.check_run_exists(&gh.repo, &c).await.unwrap() }
     };
-    assert!(
-        exists(check(None)).await,
-        "any of that name when we set no id"
+    let (title, summary) = (
+        "Mighty Readme report",
+        "There are 0 failures, 2 warnings, and 1 notice.",
     );
-    assert!(exists(check(Some(""))).await);
-    assert!(!exists(check(Some("release-7"))).await, "another run's id");
+    assert!(
+        exists(check(None, title, summary)).await,
+        "without an id: the one of that title and summary"
+    );
+    assert!(exists(check(Some(""), title, summary)).await);
+    assert!(
+        !exists(check(None, "Another image", summary)).await,
+        "not merely any of that name: another image of the commit has one"
+    );
+    assert!(!exists(check(None, title, "Another summary")).await);
+    assert!(
+        exists(check(Some("release-7"), "t", "s")).await,
+        "with an id: the one of that id"
+    );
+    assert!(
+        !exists(check(Some("release-8"), title, summary)).await,
+        "another run's id"
+    );
 }
 
 // ---------------------------------------------------------------------------

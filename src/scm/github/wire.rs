@@ -101,6 +101,14 @@ pub(super) struct ListedCheckRun {
     pub name: String,
     pub head_sha: String,
     pub external_id: Option<String>,
+    pub output: ListedOutput,
+}
+
+/// What a listed check run says, to tell ours without an external id apart.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ListedOutput {
+    pub title: Option<String>,
+    pub summary: Option<String>,
 }
 
 /// The answer to a deployment request GitHub accepted without creating

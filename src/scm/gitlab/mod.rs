@@ -13,7 +13,10 @@
 //!
 //! GitLab has no check runs: [`GitlabClient`] emulates one with a commit
 //! status named after the check and a discussion on each open merge request
-//! whose head is the commit. Nor does this adapter create GitLab deployment
+//! whose head is the commit. A retry looks for each part before making it
+//! again: GitLab takes a repeated finished status as a new one (it refuses
+//! only a repeated running or pending one), and a repeated discussion is a
+//! second discussion. Nor does this adapter create GitLab deployment
 //! objects: a deployment report is the commit status
 //! `portcall/{environment}` (DESIGN.md §5).
 //!
@@ -40,9 +43,9 @@ use gitlab::api::projects::merge_requests::notes::{
     CreateMergeRequestNote, EditMergeRequestNote, MergeRequestNotes, NoteOrderBy,
 };
 use gitlab::api::projects::repository::commits::{
-    CommitStatusState, CreateCommitStatus, MergeRequests,
+    CommitStatusState, CommitStatuses, CreateCommitStatus, MergeRequests,
 };
-use gitlab::api::{AsyncClient, Endpoint, Pageable};
+use gitlab::api::{AsyncClient, Endpoint, Pageable, ParamValue};
 use gitlab::{AsyncGitlab, GitlabBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -351,23 +354,16 @@ impl ScmClient for GitlabClient {
     /// whose head is `check.head_sha`, a discussion with the title, the
     /// summary and the annotations as a Markdown list.
     ///
-    /// Each call opens new discussions: a retry after a partial failure can
-    /// open one again on a merge request that already has it.
+    /// Each call posts the status and opens the discussions anew; after an
+    /// attempt that may have made some of them, the dispatcher calls
+    /// [`ScmClient::create_check_run_again`] instead.
     #[tracing::instrument(
         skip_all,
         fields(repo.slug = %repo, commit.sha = %check.head_sha, check.name = %check.name)
     )]
     async fn create_check_run(&self, repo: &RepoSlug, check: &CheckRun) -> Result<(), ScmError> {
-        let status = CommitStatus {
-            context: check.name.clone(),
-            state: match check.conclusion {
-                CheckConclusion::Success | CheckConclusion::Neutral => StatusState::Success,
-                CheckConclusion::Failure => StatusState::Failure,
-            },
-            description: check.title.clone(),
-            target_url: check.details_url.clone(),
-        };
-        self.create_status(repo, &check.head_sha, &status).await?;
+        self.create_status(repo, &check.head_sha, &check_status(check))
+            .await?;
 
         let merge_requests = self.open_merge_requests(repo, &check.head_sha).await?;
         if merge_requests.is_empty() {
@@ -379,6 +375,54 @@ impl ScmClient for GitlabClient {
             tracing::debug!(mr.iid = iid, "check run discussion opened");
         }
         Ok(())
+    }
+
+    /// The emulated check run after an attempt that may have made some of
+    /// it: the status unless the commit has it already, and the discussion
+    /// on each open merge request whose head is the commit unless one of
+    /// the merge request's notes already is that discussion.
+    #[tracing::instrument(
+        skip_all,
+        fields(repo.slug = %repo, commit.sha = %check.head_sha, check.name = %check.name)
+    )]
+    async fn create_check_run_again(
+        &self,
+        repo: &RepoSlug,
+        check: &CheckRun,
+    ) -> Result<bool, ScmError> {
+        let mut created = false;
+        let status = check_status(check);
+        if !self.has_status(repo, &check.head_sha, &status).await? {
+            self.create_status(repo, &check.head_sha, &status).await?;
+            created = true;
+        }
+        let body = check_run_body(check);
+        for iid in self.open_merge_requests(repo, &check.head_sha).await? {
+            if self.has_note(repo, iid, &body).await? {
+                tracing::debug!(mr.iid = iid, "check run discussion already there");
+                continue;
+            }
+            self.create_discussion(repo, iid, &body).await?;
+            created = true;
+        }
+        Ok(created)
+    }
+
+    /// Any status of the context on the commit saying the same, not only
+    /// the newest: a status another job posted since leaves the earlier
+    /// attempt's in place, and GitLab would take this one again as a new
+    /// status (only a running or pending one is refused as a repeat).
+    #[tracing::instrument(
+        skip_all,
+        fields(repo.slug = %repo, commit.sha = %sha, status.context = %status.context)
+    )]
+    async fn status_is_current(
+        &self,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        self.has_status(repo, sha, status).await
     }
 
     #[tracing::instrument(skip_all, fields(repo.slug = %repo, commit.sha = %sha))]
@@ -492,6 +536,53 @@ impl ScmClient for GitlabClient {
 }
 
 impl GitlabClient {
+    /// `GET /projects/:id/repository/commits/:sha/statuses?name=…&all=true`,
+    /// every page: whether one of them is `status` as [`Self::create_status`]
+    /// would post it (state, description cut as posted, link if it fits).
+    async fn has_status(
+        &self,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        status: &CommitStatus,
+    ) -> Result<bool, ScmError> {
+        let list = CommitStatuses::builder()
+            .project(repo.path())
+            .commit(sha.as_str())
+            .name(status.context.as_str())
+            .all(true)
+            .build()
+            .map_err(invalid_request)?;
+        let listed: Vec<ListedStatus> = self.get_all(&list).await?;
+        let state = gitlab_state(status.state).as_value();
+        let description = cut_bytes(&status.description, MAX_STATUS_FIELD_BYTES);
+        let target_url = status
+            .target_url
+            .as_deref()
+            .filter(|url| url.len() <= MAX_STATUS_FIELD_BYTES);
+        Ok(listed.iter().any(|s| {
+            s.name == status.context
+                && s.status == state
+                && s.description.as_deref().unwrap_or_default() == description
+                && s.target_url.as_deref() == target_url
+        }))
+    }
+
+    /// Whether a note on merge request `iid` (its own or a discussion's,
+    /// not GitLab's system notes) says `body`, ends aside.
+    async fn has_note(&self, repo: &RepoSlug, iid: u64, body: &str) -> Result<bool, ScmError> {
+        let list = MergeRequestNotes::builder()
+            .project(repo.path())
+            .merge_request(iid)
+            .order_by(NoteOrderBy::CreatedAt)
+            .sort(SortOrder::Ascending)
+            .build()
+            .map_err(invalid_request)?;
+        let notes: Vec<Note> = self.get_all(&list).await?;
+        Ok(notes
+            .iter()
+            .any(|note| !note.system && note.body.trim() == body.trim()))
+    }
+
     /// `GET /projects/:id/repository/commits/:sha/merge_requests`, every
     /// page: the iids of those still open whose head is `sha` (the commit
     /// may also be in closed ones, or in open ones with newer commits).
@@ -553,6 +644,16 @@ struct MergeRequestHead {
     sha: Option<String>,
 }
 
+/// What is read of a listed commit status.
+#[derive(Debug, Deserialize)]
+struct ListedStatus {
+    name: String,
+    /// `pending`, `running`, `success`, `failed`, `canceled`, …
+    status: String,
+    description: Option<String>,
+    target_url: Option<String>,
+}
+
 /// What is read of a note.
 #[derive(Debug, Deserialize)]
 struct Note {
@@ -571,6 +672,21 @@ fn gitlab_state(state: StatusState) -> CommitStatusState {
         StatusState::Success => CommitStatusState::Success,
         StatusState::Failure | StatusState::Error => CommitStatusState::Failed,
         StatusState::Inactive => CommitStatusState::Canceled,
+    }
+}
+
+/// The commit status that stands for a check run: named after it, success
+/// (also for a neutral conclusion, which GitHub lets pass too) or failed,
+/// described by its title, linking to its details.
+fn check_status(check: &CheckRun) -> CommitStatus {
+    CommitStatus {
+        context: check.name.clone(),
+        state: match check.conclusion {
+            CheckConclusion::Success | CheckConclusion::Neutral => StatusState::Success,
+            CheckConclusion::Failure => StatusState::Failure,
+        },
+        description: check.title.clone(),
+        target_url: check.details_url.clone(),
     }
 }
 

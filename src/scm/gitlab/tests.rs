@@ -443,6 +443,199 @@ async fn a_status_gitlab_already_has_counts_as_posted() {
     }
 }
 
+/// The documented status, as GitLab lists it, with ours in it.
+fn listed_status(name: &str, description: &str) -> Value {
+    let mut status = documented(fixture!("create-commit-status"));
+    status["name"] = json!(name);
+    status["status"] = json!("success");
+    status["description"] = json!(description);
+    status["target_url"] = json!("https://portcall.example.com/releases/1");
+    status
+}
+
+/// `GET …/repository/commits/SHA/statuses` of one name, every one of them.
+fn statuses_list(name: &str) -> MockBuilder {
+    given(
+        "GET",
+        format!("{PROJECT}/repository/commits/{SHA}/statuses"),
+    )
+    .and(query_param("name", name))
+    .and(query_param("all", "true"))
+    .and(query_param("page", "1"))
+    .and(query_param("per_page", "100"))
+}
+
+#[tokio::test]
+async fn a_status_is_current_when_one_of_its_name_on_the_commit_says_the_same() {
+    let (server, client) = gitlab().await;
+    // Ours, then another job's of the same name (another image).
+    statuses_list("portcall/release")
+        .respond_with(json_answer(
+            200,
+            json!([
+                listed_status("portcall/release", "Release v1.2.0"),
+                listed_status("portcall/release", "Release v1.2.1"),
+            ]),
+        ))
+        .expect(4)
+        .mount(&server)
+        .await;
+    server.register(no_writes()).await;
+
+    let current = |status: CommitStatus| {
+        let client = &client;
+        async move {
+            client
+                .status_is_current(&repo(), &sha(), &status)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        current(release_status(StatusState::Success)).await,
+        "behind a newer one"
+    );
+    assert!(!current(release_status(StatusState::InProgress)).await);
+    assert!(
+        !current(CommitStatus {
+            description: "Release v1.3.0".into(),
+            ..release_status(StatusState::Success)
+        })
+        .await
+    );
+    assert!(
+        !current(CommitStatus {
+            target_url: None,
+            ..release_status(StatusState::Success)
+        })
+        .await
+    );
+}
+
+fn check_run_made_before() -> CheckRun {
+    CheckRun {
+        name: "portcall / release".into(),
+        head_sha: sha(),
+        conclusion: CheckConclusion::Success,
+        title: "Release v1.2.0".into(),
+        summary: "The table.".into(),
+        details_url: Some("https://portcall.example.com/releases/1".into()),
+        external_id: Some("release-1".into()),
+        annotations: Vec::new(),
+    }
+}
+
+/// Its discussion, as GitLab lists it among the merge request's notes
+/// (it may trim the ends).
+fn discussion_note(id: u64) -> Value {
+    let mut note = documented(fixture!("create-merge-request-discussion"))["notes"][0].clone();
+    note["id"] = json!(id);
+    note["body"] = json!("### Release v1.2.0\n\nThe table.");
+    note
+}
+
+/// `GET …/merge_requests/IID/notes`, oldest first, the first page.
+fn notes_of(iid: u64) -> MockBuilder {
+    given("GET", format!("{PROJECT}/merge_requests/{iid}/notes"))
+        .and(query_param("order_by", "created_at"))
+        .and(query_param("sort", "asc"))
+        .and(query_param("page", "1"))
+        .and(query_param("per_page", "100"))
+}
+
+#[tokio::test]
+async fn a_check_run_made_again_makes_only_what_an_earlier_attempt_did_not() {
+    let (server, client) = gitlab().await;
+    // The status is there, and merge request 1 has the discussion; 7 has
+    // only a note of someone else's.
+    statuses_list("portcall / release")
+        .respond_with(json_answer(
+            200,
+            json!([listed_status("portcall / release", "Release v1.2.0")]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    given(
+        "GET",
+        format!("{PROJECT}/repository/commits/{SHA}/merge_requests"),
+    )
+    .respond_with(json_answer(200, merge_requests()))
+    .expect(1)
+    .mount(&server)
+    .await;
+    notes_of(1)
+        .respond_with(notes_page(
+            vec![note(301, "LGTM"), discussion_note(302)],
+            1,
+            "",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    notes_of(7)
+        .respond_with(notes_page(vec![note(303, "LGTM")], 1, ""))
+        .expect(1)
+        .mount(&server)
+        .await;
+    given("POST", format!("{PROJECT}/merge_requests/7/discussions"))
+        .and(form(&[("body", "### Release v1.2.0\n\nThe table.\n")]))
+        .respond_with(json_answer(
+            201,
+            documented(fixture!("create-merge-request-discussion")),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .named("any other write")
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let created = client
+        .create_check_run_again(&repo(), &check_run_made_before())
+        .await
+        .unwrap();
+    assert!(created, "the missing discussion");
+}
+
+#[tokio::test]
+async fn a_check_run_an_earlier_attempt_made_whole_is_not_made_again() {
+    let (server, client) = gitlab().await;
+    statuses_list("portcall / release")
+        .respond_with(json_answer(
+            200,
+            json!([listed_status("portcall / release", "Release v1.2.0")]),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    given(
+        "GET",
+        format!("{PROJECT}/repository/commits/{SHA}/merge_requests"),
+    )
+    .respond_with(json_answer(200, merge_requests()))
+    .expect(1)
+    .mount(&server)
+    .await;
+    for (iid, id) in [(1, 302), (7, 304)] {
+        notes_of(iid)
+            .respond_with(notes_page(vec![discussion_note(id)], 1, ""))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    server.register(no_writes()).await;
+
+    let created = client
+        .create_check_run_again(&repo(), &check_run_made_before())
+        .await
+        .unwrap();
+    assert!(!created);
+}
+
 #[tokio::test]
 async fn a_status_refused_for_another_reason_is_a_permanent_failure() {
     let (server, client) = gitlab().await;
