@@ -690,3 +690,244 @@ fn page_size(request: &Request) -> usize {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(30)
 }
+
+/// GitLab as far as the tests need it to remember what portcall did:
+/// commit statuses (listed on their commit, only the newest of each name
+/// unless `all=true`, as GitLab lists them), the merge requests a commit
+/// is in (with each one's head), and each merge request's notes, created
+/// on their own or as the first note of a discussion, listed oldest first
+/// a page at a time (`X-Next-Page`), edited and deleted. Answers with the
+/// documented bodies (`fixtures/gitlab-api/`); requests are form-encoded,
+/// as the `gitlab` crate sends them. [`GitlabState::mount`] puts it on
+/// every route it answers.
+#[derive(Clone, Default)]
+pub struct GitlabState(Arc<std::sync::Mutex<GitlabKept>>);
+
+#[derive(Default)]
+struct GitlabKept {
+    /// Commit statuses by commit, oldest first.
+    statuses: BTreeMap<String, Vec<Value>>,
+    /// Merge requests by iid: the commits in it, and its head.
+    merge_requests: BTreeMap<u64, (Vec<String>, String)>,
+    /// Each merge request's notes, oldest first.
+    notes: BTreeMap<u64, Vec<Value>>,
+    /// Ids handed out so far (statuses, notes).
+    ids: u64,
+}
+
+impl GitlabState {
+    /// Merge request `iid` is open, made of `commits`, the last its head.
+    pub fn open_merge_request(&self, iid: u64, commits: &[&str]) {
+        let head = commits.last().expect("a merge request has commits");
+        self.0.lock().unwrap().merge_requests.insert(
+            iid,
+            (
+                commits.iter().map(|c| (*c).to_owned()).collect(),
+                (*head).to_owned(),
+            ),
+        );
+    }
+
+    /// The notes on merge request `iid` now, oldest first.
+    pub fn notes(&self, iid: u64) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .notes
+            .get(&iid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Answers every route it keeps, for `project` (`group/sub/project`).
+    pub async fn mount(&self, server: &MockServer, project: &str) {
+        let encoded = project.replace('/', "%2F");
+        for (verb, route) in [
+            ("POST", "statuses/[0-9a-f]{40}"),
+            ("GET", "repository/commits/[0-9a-f]{40}/statuses"),
+            ("GET", "repository/commits/[0-9a-f]{40}/merge_requests"),
+            ("GET", "merge_requests/[0-9]+/notes"),
+            ("POST", "merge_requests/[0-9]+/notes"),
+            ("PUT", "merge_requests/[0-9]+/notes/[0-9]+"),
+            ("DELETE", "merge_requests/[0-9]+/notes/[0-9]+"),
+            ("POST", "merge_requests/[0-9]+/discussions"),
+        ] {
+            Mock::given(method(verb))
+                .and(path_regex(format!("^/api/v4/projects/{encoded}/{route}$")))
+                .respond_with(self.clone())
+                .mount(server)
+                .await;
+        }
+    }
+}
+
+fn gitlab_not_found(what: &str) -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({ "message": format!("404 {what} Not Found") }))
+}
+
+/// A GitLab list answer: the page asked for (20 a page unless `per_page`
+/// says otherwise) and `X-Next-Page`, empty on the last.
+fn gitlab_page(request: &Request, items: &[Value]) -> ResponseTemplate {
+    let (page, next) = page_of(request, items, 20);
+    let next = next.map(|n| n.to_string()).unwrap_or_default();
+    ResponseTemplate::new(200)
+        .insert_header("x-next-page", next.as_str())
+        .set_body_json(page)
+}
+
+impl GitlabKept {
+    fn next_id(&mut self) -> u64 {
+        self.ids += 1;
+        self.ids
+    }
+}
+
+impl wiremock::Respond for GitlabState {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut kept = self.0.lock().unwrap();
+        let segments: Vec<&str> = request.url.path().split('/').collect();
+        let form: BTreeMap<String, String> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
+        let query = |name: &str| {
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let iid = |s: &str| s.parse::<u64>().ok();
+        match (request.method.as_str(), segments.as_slice()) {
+            ("POST", [.., "statuses", sha]) => {
+                let name = form
+                    .get("name")
+                    .cloned()
+                    .unwrap_or_else(|| "default".into());
+                let state = form.get("state").cloned().unwrap_or_default();
+                let list = kept.statuses.entry((*sha).to_owned()).or_default();
+                // A running or pending status cannot move to the state it
+                // is in; a finished one is followed by a new one.
+                let latest = list.iter().rev().find(|s| s["name"] == name.as_str());
+                if ["pending", "running"].contains(&state.as_str())
+                    && latest.is_some_and(|s| s["status"] == state.as_str())
+                {
+                    return ResponseTemplate::new(400).set_body_json(json!({
+                        "message": format!("Cannot transition status via :{0} from :{0}", if state == "running" { "run" } else { "enqueue" })
+                    }));
+                }
+                let id = kept.next_id();
+                let mut status = body("gitlab-api/create-commit-status.json");
+                status["id"] = json!(id);
+                status["sha"] = json!(sha);
+                status["name"] = json!(name);
+                status["status"] = json!(state);
+                for field in ["description", "target_url", "ref"] {
+                    status[field] = form.get(field).map_or(Value::Null, |v| json!(v));
+                }
+                kept.statuses
+                    .entry((*sha).to_owned())
+                    .or_default()
+                    .push(status.clone());
+                ResponseTemplate::new(201).set_body_json(status)
+            }
+            ("GET", [.., "commits", sha, "statuses"]) => {
+                let all = query("all").as_deref() == Some("true");
+                let name = query("name");
+                let on_commit = kept.statuses.get(*sha).cloned().unwrap_or_default();
+                let listed: Vec<Value> = on_commit
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| name.as_deref().is_none_or(|n| s["name"] == n))
+                    .filter(|(i, s)| {
+                        all || !on_commit[i + 1..]
+                            .iter()
+                            .any(|later| later["name"] == s["name"])
+                    })
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                gitlab_page(request, &listed)
+            }
+            ("GET", [.., "commits", sha, "merge_requests"]) => {
+                let documented = body("gitlab-api/list-commit-merge-requests.json");
+                let listed: Vec<Value> = kept
+                    .merge_requests
+                    .iter()
+                    .filter(|(_, (commits, _))| commits.iter().any(|c| c == sha))
+                    .map(|(iid, (_, head))| {
+                        let mut mr = documented[0].clone();
+                        mr["iid"] = json!(iid);
+                        mr["state"] = json!("opened");
+                        mr["sha"] = json!(head);
+                        mr
+                    })
+                    .collect();
+                gitlab_page(request, &listed)
+            }
+            ("GET", [.., "merge_requests", number, "notes"]) => {
+                let Some(number) = iid(number) else {
+                    return gitlab_not_found("Merge Request");
+                };
+                let notes = kept.notes.get(&number).cloned().unwrap_or_default();
+                gitlab_page(request, &notes)
+            }
+            ("POST", [.., "merge_requests", number, "notes"]) => {
+                let Some(number) = iid(number) else {
+                    return gitlab_not_found("Merge Request");
+                };
+                let id = kept.next_id();
+                let mut note = body("gitlab-api/create-merge-request-note.json");
+                note["id"] = json!(id);
+                note["body"] = json!(form.get("body").cloned().unwrap_or_default());
+                note["noteable_iid"] = json!(number);
+                kept.notes.entry(number).or_default().push(note.clone());
+                ResponseTemplate::new(201).set_body_json(note)
+            }
+            ("PUT", [.., "merge_requests", number, "notes", id]) => {
+                let (Some(number), Some(id)) = (iid(number), iid(id)) else {
+                    return gitlab_not_found("Note");
+                };
+                let found = kept
+                    .notes
+                    .get_mut(&number)
+                    .and_then(|notes| notes.iter_mut().find(|n| n["id"] == json!(id)));
+                let Some(note) = found else {
+                    return gitlab_not_found("Note");
+                };
+                note["body"] = json!(form.get("body").cloned().unwrap_or_default());
+                let mut edited = body("gitlab-api/update-merge-request-note.json");
+                for field in ["id", "body", "noteable_iid"] {
+                    edited[field] = note[field].clone();
+                }
+                ResponseTemplate::new(200).set_body_json(edited)
+            }
+            ("DELETE", [.., "merge_requests", number, "notes", id]) => {
+                let (Some(number), Some(id)) = (iid(number), iid(id)) else {
+                    return gitlab_not_found("Note");
+                };
+                let notes = kept.notes.entry(number).or_default();
+                match notes.iter().position(|n| n["id"] == json!(id)) {
+                    Some(at) => {
+                        notes.remove(at);
+                        ResponseTemplate::new(204)
+                    }
+                    None => gitlab_not_found("Note"),
+                }
+            }
+            ("POST", [.., "merge_requests", number, "discussions"]) => {
+                let Some(number) = iid(number) else {
+                    return gitlab_not_found("Merge Request");
+                };
+                let id = kept.next_id();
+                let mut discussion = body("gitlab-api/create-merge-request-discussion.json");
+                let note = &mut discussion["notes"][0];
+                note["id"] = json!(id);
+                note["body"] = json!(form.get("body").cloned().unwrap_or_default());
+                note["noteable_iid"] = json!(number);
+                // Its note is one of the merge request's notes.
+                let listed = note.clone();
+                kept.notes.entry(number).or_default().push(listed);
+                ResponseTemplate::new(201).set_body_json(discussion)
+            }
+            _ => ResponseTemplate::new(404),
+        }
+    }
+}
