@@ -2,7 +2,9 @@
 //! inbox. Everything here writes to the database only; provider calls and
 //! registry reads are enqueued as jobs for the dispatcher.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
@@ -28,7 +30,16 @@ pub struct Reactor {
     hints: Option<Arc<dyn InstallationHints>>,
     /// Wakes this process's dispatcher when jobs are enqueued.
     wake_dispatcher: Arc<Notify>,
+    /// Installations written lately, by repository: nearly every GitHub
+    /// delivery names its installation, and writing the same one again for
+    /// each would put a transaction per delivery on the one SQLite writer.
+    remembered: Mutex<HashMap<String, (u64, Instant)>>,
 }
+
+/// How long a written installation is taken as stored. Another replica
+/// may record a newer one meanwhile; the next write after this long puts
+/// back what this replica's deliveries say.
+const REMEMBER_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 impl Reactor {
     pub fn new(
@@ -40,6 +51,7 @@ impl Reactor {
             outbox,
             hints,
             wake_dispatcher,
+            remembered: Mutex::new(HashMap::new()),
         }
     }
 
@@ -64,6 +76,11 @@ impl Reactor {
         let (Some(id), Provider::Github) = (repo.installation_id, repo.slug.provider()) else {
             return Ok(());
         };
+        let fresh =
+            |(known, at): &(u64, Instant)| *known == id && at.elapsed() < REMEMBER_AGAIN_AFTER;
+        if self.remembered().get(repo.slug.path()).is_some_and(fresh) {
+            return Ok(());
+        }
         installations::remember_installation(
             &self.outbox.db,
             repo.slug.path(),
@@ -71,10 +88,17 @@ impl Reactor {
             now_ms(),
         )
         .await?;
+        self.remembered()
+            .insert(repo.slug.path().to_owned(), (id, Instant::now()));
         if let Some(hints) = &self.hints {
             hints.remember(&repo.slug, id);
         }
         Ok(())
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>> {
+        // A panic while holding the lock left a map that is still valid.
+        self.remembered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn image_pushed(
