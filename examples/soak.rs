@@ -472,8 +472,9 @@ struct Sample {
 #[derive(Default)]
 struct DbReading {
     inbox_pending: i64,
-    /// Unix ms of the oldest pending delivery, if any.
-    oldest_pending_ms: Option<i64>,
+    /// How long the oldest pending delivery had waited when it was read,
+    /// in ms (taken then, so the reads after it do not count).
+    oldest_pending_age_ms: Option<i64>,
     jobs_pending: i64,
     jobs_done: i64,
     jobs_dead: i64,
@@ -520,8 +521,8 @@ async fn sample_loop(
         );
         let rss_kib = rss_kib(pid).with_context(|| format!("reading /proc/{pid}/status"))?;
         let reading = read_db(&db).await?;
-        let inbox_lag = reading.oldest_pending_ms.map_or(Duration::ZERO, |oldest| {
-            Duration::from_millis(u64::try_from(now_ms() - oldest).unwrap_or(0))
+        let inbox_lag = reading.oldest_pending_age_ms.map_or(Duration::ZERO, |age| {
+            Duration::from_millis(u64::try_from(age).unwrap_or(0))
         });
         let sample = Sample {
             at,
@@ -588,11 +589,12 @@ async fn read_db(db: &SqlitePool) -> anyhow::Result<DbReading> {
         )
         .fetch_one(db)
         .await?,
-        oldest_pending_ms: sqlx::query_scalar(
+        oldest_pending_age_ms: sqlx::query_scalar::<_, i64>(
             "SELECT received_at FROM deliveries WHERE status = 'pending' ORDER BY id LIMIT 1",
         )
         .fetch_optional(db)
-        .await?,
+        .await?
+        .map(|received| now_ms() - received),
         ..DbReading::default()
     };
     let states: Vec<(String, i64)> =

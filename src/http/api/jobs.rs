@@ -131,9 +131,11 @@ async fn retry(
             RetryError::NotFinished { .. } => ApiError::conflict(error.to_string()),
             RetryError::Store(error) => error.into(),
         })?;
-    state.wake_dispatcher.notify_one();
+    // Read back before waking the dispatcher, which could otherwise run the
+    // job first and make the answer say "skipped" or "done".
     let job = jobs::get(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    state.wake_dispatcher.notify_one();
     Ok(HttpResponse::Accepted().json(job))
 }
